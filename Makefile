@@ -1,0 +1,31 @@
+# The two commands a new user needs (README.md): `make demo` and `make test`.
+# Both create .venv and install requirements.txt into it on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test setup clean
+
+$(VENV)/installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/installed
+
+# the whole pipeline on the offline demo corpus, ending with results/REPORT.md
+demo: setup
+	$(PY) build_dataset.py --source demo
+	$(PY) train_vae.py
+	$(PY) train_cvae.py --model all
+	$(PY) analyze_vae.py
+	$(PY) analyze_advanced.py
+	$(PY) analyze_hybrid.py
+	@echo "report: results/REPORT.md"
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf data results
