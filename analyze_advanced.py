@@ -1,0 +1,92 @@
+"""Every trained model's latents and two baselines, clustered and compared; then REPORT.md.
+
+    python analyze_advanced.py [--data-dir data] [--results-dir results] [--seed 42]
+
+Methods: pca_kmeans (PCA to 64 dims of the flattened MFCC, then K-Means), mfcc_kmeans (K-Means
+on all 17,200 MFCC values of a segment), and K-Means on results/latents/<model>.npy for vae,
+cvae, beta_vae, autoencoder and any other model found there (a missing one is skipped with a
+line). Writes results/metrics/advanced_metrics.csv, results/clusters/<method>.csv and figures:
+per method t-SNE (by language, by cluster), cluster composition, confusion matrix; per model
+loss curves and reconstructions; all_losses.png and methods_comparison.png.
+"""
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+import common
+import metrics
+import plots
+import report
+
+# ----------------------------------------------------------------------------
+SEED = 42  # first K-Means seed (the next N_KMEANS_SEEDS - 1 follow), PCA, t-SNE and sample seed
+PCA_DIMS = 64  # the PCA baseline's dimensions (the report's; same as the models' latents)
+METRICS_FILE = "advanced_metrics.csv"  # in results/metrics/
+
+
+def write_rows(results_dir, all_rows):
+    # rewritten after every method: an interrupted run keeps what it finished
+    common.write_csv(common.metrics_dir(results_dir) / METRICS_FILE, pd.concat(all_rows, ignore_index=True))
+
+
+@metrics.limited_threads
+def analyze(data_dir, results_dir, seed=SEED, models=None):
+    t0 = time.time()
+    common.seed_everything(seed)
+    mfcc, segments = common.load_features(data_dir)
+    metrics.require_two_languages(segments, common.segments_path(data_dir))
+    n = len(segments)
+    print(metrics.silhouette_note(n))
+    all_rows, n_figures = [], 0
+
+    def run(method, features, desc, uses_labels):
+        nonlocal n_figures
+        rows, assignments = metrics.evaluate(method, features, segments, desc, uses_labels, results_dir, seed)
+        all_rows.append(rows)
+        write_rows(results_dir, all_rows)
+        n_figures += len(plots.method_figures(method, features, desc, segments, assignments, seed, results_dir))
+
+    # baselines on the MFCCs themselves; float32 halves memory and K-Means time on 17,200-d
+    x = np.asarray(mfcc, dtype=np.float32).reshape(n, -1)
+    dims = min(PCA_DIMS, n, x.shape[1])
+    pcs = PCA(n_components=dims, svd_solver="randomized", random_state=seed).fit_transform(x)
+    run("pca_kmeans", pcs, f"PCA ({dims}-d) of the flattened MFCC", False)
+    run("mfcc_kmeans", x, f"raw MFCC ({x.shape[1]:,}-d)", False)
+    del x, pcs
+
+    trained = []
+    for model in models or metrics.discover_models(results_dir):
+        z = metrics.load_latents(data_dir, results_dir, model, n)
+        if z is None:
+            continue
+        trained.append(model)
+        run(model, z, f"{model} latents ({z.shape[1]}-d)", metrics.model_uses_labels(results_dir, model))
+        extra = [plots.loss_curves(model, results_dir), plots.reconstructions(model, mfcc, segments, results_dir, seed)]
+        n_figures += sum(f is not None for f in extra)
+    n_figures += plots.all_losses(trained, results_dir) is not None
+    majority = metrics.majority_rate(segments["language"])
+    n_figures += plots.comparison_from_results(results_dir, majority) is not None
+
+    print(f"metrics: {common.metrics_dir(results_dir) / METRICS_FILE} ({len(all_rows)} methods); "
+          f"{n_figures} figures in {common.figures_dir(results_dir)}")
+    report.record_command(results_dir, __file__, data_dir, seed, ["--models", *models] if models else ())
+    path = report.write_report(data_dir, results_dir)
+    print(f"report: {path}  ({time.time() - t0:.0f} s)")
+    return pd.concat(all_rows, ignore_index=True)
+
+
+def main():
+    parser = common.add_dir_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--seed", type=int, default=SEED, help="first K-Means seed; also PCA, t-SNE and sampling")
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="models whose latents to cluster (default: vae cvae beta_vae autoencoder "
+                             "and any other results/latents/*.npy)")
+    args = parser.parse_args()
+    analyze(args.data_dir, args.results_dir, args.seed, args.models)
+
+
+if __name__ == "__main__":
+    common.run_main(main)

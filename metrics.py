@@ -1,0 +1,351 @@
+"""Clustering metrics and the K-Means runs behind every metrics row, in one place.
+
+Used by analyze_vae.py, analyze_advanced.py and analyze_hybrid.py; tested in
+tests/test_metrics.py. Nothing here is a script.
+
+Metrics (all take the true languages and the cluster ids of the same segments):
+  silhouette  Euclidean, on the very features that were clustered
+  nmi, ari    scikit-learn's (NMI with the arithmetic mean: 2 I(Y;C) / (H(Y) + H(C)))
+  purity      sum over clusters of the cluster's majority-language count, over N
+  acc         accuracy after the best one-to-one matching of clusters to languages
+              (Hungarian); a cluster left without a language counts as wrong
+Purity alone misleads: when every cluster's majority is the same language, purity equals
+the majority-class rate whatever the clustering does; acc does not.
+"""
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.metrics.pairwise import euclidean_distances
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+import common
+from common import METRIC_COLUMNS, PipelineError
+
+# ----------------------------------------------------------------------------
+# K-Means
+N_KMEANS_SEEDS = 5  # every K-Means result is the mean and std over this many seeds
+KMEANS_N_INIT = 10  # restarts inside one K-Means run (the best inertia wins)
+# on a busy 2-core machine more BLAS/OpenMP threads spin-wait on each other: 5 K-Means runs on
+# 40 segments took 16 s with the default threads and 0.3 s with one
+THREADS = 1  # threads for K-Means, PCA, t-SNE and distances in the analyze scripts
+# ----------------------------------------------------------------------------
+# silhouette
+SILHOUETTE_MAX_POINTS = 6000  # up to here: exact, from one distance matrix per feature set
+# (6000^2 float32 = 144 MB); above it: a seeded sample of this many segments, same for every seed
+# ----------------------------------------------------------------------------
+# names
+METRIC_NAMES = ["silhouette", "nmi", "ari", "purity", "acc"]  # the metric columns, in table order
+CONDITIONAL_MODELS = {"cvae", "beta_vae"}  # models that see the language label when they encode
+
+# how each method is called in tables and figure titles (the report's Table 5.1 names)
+METHOD_TITLES = {
+    "pca_kmeans": "PCA + K-Means",
+    "mfcc_kmeans": "K-Means on raw MFCC",
+    "vae": "VAE + K-Means",
+    "autoencoder": "Autoencoder + K-Means",
+    "cvae": "CVAE + K-Means",
+    "beta_vae": "Beta-VAE + K-Means",
+    "hybrid_cvae": "Multi-Modal (CVAE+Text+Artist)",
+    "hybrid_vae": "Multi-Modal (VAE+Text+Artist)",
+    "hybrid_autoencoder": "Multi-Modal (Autoencoder+Text+Artist)",
+    "hybrid_beta_vae": "Multi-Modal (Beta-VAE+Text+Artist)",
+    "text_artist": "Text+Artist only (no audio)",
+}
+
+
+def method_title(method):
+    if method in METHOD_TITLES:
+        return METHOD_TITLES[method]
+    if method.startswith("hybrid_"):
+        return f"Multi-Modal ({method[len('hybrid_'):]}+Text+Artist)"
+    return f"{method} + K-Means"
+
+
+# ----------------------------------------------------------------------------
+# the metrics
+def _codes(values):
+    """Map any labels (strings, ints) to 0..n-1; returns (codes, the distinct values)."""
+    uniques, codes = np.unique(np.asarray(values).astype(str), return_inverse=True)
+    return codes, uniques
+
+
+def contingency(labels, clusters):
+    """Counts table, rows = clusters, columns = languages; plus both value lists."""
+    lc, lv = _codes(labels)
+    cc, cv = _codes(clusters)
+    table = np.zeros((len(cv), len(lv)), dtype=np.int64)
+    np.add.at(table, (cc, lc), 1)
+    return table, cv, lv
+
+
+def purity(labels, clusters):
+    table, _, _ = contingency(labels, clusters)
+    return float(table.max(axis=1).sum() / table.sum())
+
+
+def matching(labels, clusters):
+    """Best one-to-one matching of clusters to languages: {cluster value: language}."""
+    table, cv, lv = contingency(labels, clusters)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return {cv[r]: lv[c] for r, c in zip(rows, cols)}
+
+
+def acc(labels, clusters):
+    """Accuracy after the Hungarian matching; works for k != number of languages."""
+    table, _, _ = contingency(labels, clusters)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+def majority_rate(labels):
+    """Share of the most common language: what 'everything in one cluster' scores on purity."""
+    _, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def nmi(labels, clusters):
+    return float(normalized_mutual_info_score(_codes(labels)[0], _codes(clusters)[0],
+                                              average_method="arithmetic"))
+
+
+def ari(labels, clusters):
+    return float(adjusted_rand_score(_codes(labels)[0], _codes(clusters)[0]))
+
+
+def distance_matrix(features):
+    """Euclidean distances, computed once per feature set and shared by every seed's
+    silhouette; None when there are too many segments (then silhouette samples)."""
+    if len(features) > SILHOUETTE_MAX_POINTS:
+        return None
+    x = np.asarray(features, dtype=np.float32)
+    return euclidean_distances(x, x).astype(np.float32)
+
+
+def silhouette_sample(n, seed=0):
+    """Indices the silhouette uses: all segments, or a seeded sample for large corpora."""
+    if n <= SILHOUETTE_MAX_POINTS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, SILHOUETTE_MAX_POINTS, replace=False))
+
+
+def silhouette_note(n):
+    """One line saying how the silhouette was computed for n segments."""
+    if n <= SILHOUETTE_MAX_POINTS:
+        return f"silhouette: exact over all {n} segments (one Euclidean distance matrix per feature set)"
+    return (f"silhouette: on a seeded sample of {SILHOUETTE_MAX_POINTS} of {n} segments "
+            f"(SILHOUETTE_MAX_POINTS; the same sample for every K-Means seed)")
+
+
+def silhouette(features, clusters, distances=None, sample_seed=0):
+    """Mean silhouette (Euclidean) on the clustered features; NaN when there is one cluster.
+
+    distances: the matrix from distance_matrix(features), to avoid recomputing it per seed.
+    """
+    clusters = np.asarray(clusters)
+    if distances is not None:
+        if len(np.unique(clusters)) < 2 or len(np.unique(clusters)) >= len(clusters):
+            return float("nan")
+        return float(silhouette_score(distances, clusters, metric="precomputed"))
+    idx = silhouette_sample(len(clusters), sample_seed)
+    x, c = np.asarray(features[idx], dtype=np.float32), clusters[idx]
+    if len(np.unique(c)) < 2 or len(np.unique(c)) >= len(c):
+        return float("nan")
+    return float(silhouette_score(x, c, metric="euclidean"))
+
+
+def score(features, labels, clusters, distances=None, sample_seed=0):
+    """Every metric for one clustering, as a dict keyed by METRIC_NAMES."""
+    return {
+        "silhouette": silhouette(features, clusters, distances, sample_seed),
+        "nmi": nmi(labels, clusters),
+        "ari": ari(labels, clusters),
+        "purity": purity(labels, clusters),
+        "acc": acc(labels, clusters),
+    }
+
+
+# ----------------------------------------------------------------------------
+# inputs
+def require_two_languages(segments, source="segments.csv"):
+    """Clustering by language needs at least two; say so plainly otherwise."""
+    langs = sorted(segments["language"].astype(str).unique())
+    if len(langs) < 2:
+        raise PipelineError(
+            f"{source} holds only one language ({', '.join(langs) or 'none'}): clustering by "
+            f"language needs at least two; add songs of another language and rebuild the dataset")
+    return langs
+
+
+def load_latents(data_dir, results_dir, model, n_segments):
+    """The model's latents, checked against the segments; None (with a printed line) if the
+    model was not trained. A length mismatch stops the run: the files come from different corpora."""
+    path = common.latents_path(results_dir, model)
+    if not path.exists():
+        script = "train_vae.py" if model == "vae" else f"train_cvae.py --model {model}"
+        print(f"skipped {model}: {path} not found (train it with `python {script}`)")
+        return None
+    try:
+        z = np.load(path)
+    except Exception as e:
+        raise PipelineError(f"{path} is unreadable ({e}): re-train the {model} model") from e
+    if z.ndim != 2 or len(z) != n_segments:
+        raise PipelineError(
+            f"{path} has {len(z) if z.ndim else 0} rows but {common.segments_path(data_dir)} "
+            f"(and {common.mfcc_path(data_dir)}) has {n_segments} segments: the latents come from "
+            f"another dataset; re-train {model} on the current features")
+    if not np.isfinite(z).all():
+        raise PipelineError(f"{path} contains NaN or infinite values: re-train the {model} model")
+    return z.astype(np.float32)
+
+
+def model_uses_labels(results_dir, model):
+    """True where the model saw the language label: the checkpoint's config says so
+    ("conditional"), else the model's name does (cvae, beta_vae)."""
+    path = common.model_path(results_dir, model)
+    if path.exists():
+        try:
+            import torch
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            config = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}
+            if "conditional" in config:
+                return bool(config["conditional"])
+        except Exception as e:  # an unreadable checkpoint does not stop the analysis
+            print(f"note: could not read {path} ({e}); judging uses_labels by the model's name")
+    return model in CONDITIONAL_MODELS
+
+
+def discover_models(results_dir):
+    """MODEL_NAMES first, then any other results/latents/<model>.npy, in name order."""
+    found = sorted(p.stem for p in (Path(results_dir) / "latents").glob("*.npy"))
+    return list(common.MODEL_NAMES) + [m for m in found if m not in common.MODEL_NAMES]
+
+
+# ----------------------------------------------------------------------------
+# K-Means over seeds
+def limited_threads(fn):
+    """Decorator: run fn with at most THREADS BLAS/OpenMP threads."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=THREADS):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def kmeans(features, k, seed, n_init=KMEANS_N_INIT):
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(features)
+
+
+def kmeans_seeds(seed, n_seeds=N_KMEANS_SEEDS):
+    return [seed + i for i in range(n_seeds)]
+
+
+@limited_threads
+def cluster_and_score(features, labels, method, features_desc, uses_labels, seed,
+                      n_seeds=N_KMEANS_SEEDS, k=None):
+    """K-Means (k = number of languages) for n_seeds seeds starting at `seed`.
+
+    Returns (rows, assignments): rows a DataFrame with exactly METRIC_COLUMNS, one per seed;
+    assignments {kmeans seed: cluster ids (N,)}.
+    """
+    labels = np.asarray(labels).astype(str)
+    features = np.asarray(features, dtype=np.float32)
+    k = k or len(np.unique(labels))
+    distances = distance_matrix(features)
+    rows, assignments = [], {}
+    for s in kmeans_seeds(seed, n_seeds):
+        clusters = kmeans(features, k, s)
+        assignments[s] = clusters
+        m = score(features, labels, clusters, distances, sample_seed=seed)
+        rows.append({"method": method, "features": features_desc, "uses_labels": bool(uses_labels),
+                     **m, "n_segments": len(labels), "seed": s})
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS), assignments
+
+
+def clusters_frame(segment_ids, assignments):
+    """Long format for results/clusters/<method>.csv: segment_id, seed, cluster."""
+    parts = [pd.DataFrame({"segment_id": np.asarray(segment_ids), "seed": s, "cluster": c})
+             for s, c in assignments.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def evaluate(method, features, segments, features_desc, uses_labels, results_dir, seed,
+             n_seeds=N_KMEANS_SEEDS, extra=None):
+    """cluster_and_score, then write results/clusters/<method>.csv; print the mean line.
+
+    extra: {column: value} appended to every row (e.g. uses_metadata for the hybrids).
+    Returns (rows, assignments).
+    """
+    rows, assignments = cluster_and_score(features, segments["language"], method, features_desc,
+                                          uses_labels, seed, n_seeds)
+    for col, value in (extra or {}).items():
+        rows[col] = value
+    common.write_csv(common.clusters_path(results_dir, method),
+                     clusters_frame(segments["segment_id"], assignments))
+    means = rows[METRIC_NAMES].mean()
+    print(f"{method:<20s} " + "  ".join(f"{m} {means[m]:.4f}" for m in METRIC_NAMES)
+          + f"  (mean of {n_seeds} K-Means seeds)")
+    return rows, assignments
+
+
+def summarize(rows):
+    """Mean and sample std (ddof=1) over seeds per method, in the order methods appear."""
+    rows = pd.DataFrame(rows)
+    keys = [c for c in ["method", "features", "uses_labels", "uses_metadata", "n_segments"]
+            if c in rows.columns]
+    out = []
+    for method, g in rows.groupby("method", sort=False):
+        r = {k: g[k].iloc[0] for k in keys}
+        r["n_seeds"] = len(g)
+        for m in METRIC_NAMES:
+            r[f"{m}_mean"] = float(g[m].mean())
+            r[f"{m}_std"] = float(g[m].std(ddof=1)) if len(g) > 1 else float("nan")
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------
+# reading the metrics back (report.py, the comparison chart)
+METRICS_FILES = ["vae_metrics.csv", "advanced_metrics.csv", "hybrid_metrics.csv"]  # pipeline order
+# the report's Table 5.1 rows, in its order; other methods follow
+REPORT_METHODS = ["pca_kmeans", "mfcc_kmeans", "vae", "autoencoder", "cvae", "beta_vae", "hybrid_cvae"]
+
+
+ADDED_METHODS = ["hybrid_vae", "hybrid_autoencoder", "hybrid_beta_vae", "text_artist"]  # then the rest
+
+
+def method_rank(method):
+    order = REPORT_METHODS + ADDED_METHODS
+    return (order.index(method), "") if method in order else (len(order), method)
+
+
+def read_metrics(results_dir):
+    """Every results/metrics/*.csv as one DataFrame (None if there is none), methods in the
+    report's order. A method in two files (vae: analyze_vae.py and analyze_advanced.py) keeps
+    the rows of the later file in pipeline order."""
+    d = common.metrics_dir(results_dir)
+    if not d.exists():
+        return None
+    files = [d / f for f in METRICS_FILES if (d / f).exists()]
+    files += sorted(p for p in d.glob("*.csv") if p.name not in METRICS_FILES)
+    by_method = {}
+    for f in files:
+        df = pd.read_csv(f)
+        if not set(METRIC_COLUMNS) <= set(df.columns):
+            print(f"note: {f} lacks the metrics columns; left out")
+            continue
+        for method, g in df.groupby("method", sort=False):
+            by_method[method] = g
+    if not by_method:
+        return None
+    rows = pd.concat([by_method[m] for m in sorted(by_method, key=method_rank)], ignore_index=True)
+    if "uses_metadata" in rows:
+        rows["uses_metadata"] = rows["uses_metadata"].fillna(False).astype(bool)
+    else:
+        rows["uses_metadata"] = False
+    rows["uses_labels"] = rows["uses_labels"].astype(bool)
+    return rows

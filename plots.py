@@ -1,0 +1,347 @@
+"""Figures shared by the three analyze_*.py scripts; every figure is a PNG in results/figures/.
+
+Names: <method>_tsne_language.png, <method>_tsne_cluster.png, <method>_composition.png,
+<method>_confusion.png, <model>_loss.png, <model>_reconstructions.png, all_losses.png,
+methods_comparison.png. report.py captions them by these suffixes.
+"""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+
+import common  # noqa: E402
+import metrics  # noqa: E402
+from common import N_FRAMES, N_MFCC, SEGMENT_SECONDS  # noqa: E402
+
+# ----------------------------------------------------------------------------
+# t-SNE
+TSNE_MAX_POINTS = 2000  # larger corpora: t-SNE of a seeded subsample of this many segments
+TSNE_PERPLEXITY = 30.0  # lowered automatically for tiny corpora (must stay below N/3)
+TSNE_PCA_ABOVE = 100  # features wider than this (raw MFCC) are first reduced by PCA ...
+TSNE_PCA_DIMS = 50  # ... to this many dimensions, the usual t-SNE practice
+# ----------------------------------------------------------------------------
+# figures
+N_RECONSTRUCTIONS = 4  # segments shown original-versus-reconstructed
+DPI = 110  # resolution of every PNG
+# the report's colours (Blue=English, Red=Bangla); other languages take the next ones
+KNOWN_LANGUAGE_COLORS = {"english": "tab:blue", "bangla": "tab:red", "bengali": "tab:red"}
+OTHER_COLORS = ["tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive"]
+CLUSTER_COLORS = ["tab:orange", "tab:cyan", "tab:olive", "tab:purple", "tab:brown", "tab:pink"]
+METHOD_KINDS = ("tsne", "composition", "confusion")  # the per-method figures
+
+
+def language_name(lang):
+    """'english' -> 'English' for legends; names that already have capitals stay as they are."""
+    lang = str(lang)
+    return lang if lang != lang.lower() else lang.title()
+
+
+def language_colors(languages):
+    langs = sorted(set(map(str, languages)))
+    others = iter(OTHER_COLORS * 4)
+    return {l: KNOWN_LANGUAGE_COLORS.get(l.lower()) or next(others) for l in langs}
+
+
+def save(fig, path):
+    """Write the figure atomically and close it; returns the path."""
+    with common.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------
+# t-SNE: one embedding per feature set, both colourings drawn from it
+def tsne_embedding(features, seed):
+    """Returns (embedding (n, 2), indices of the segments embedded, a note for the title)."""
+    n = len(features)
+    notes = []
+    if n > TSNE_MAX_POINTS:
+        idx = np.sort(np.random.default_rng(seed).choice(n, TSNE_MAX_POINTS, replace=False))
+        notes.append(f"seeded sample of {TSNE_MAX_POINTS} of {n} segments")
+    else:
+        idx = np.arange(n)
+    x = np.asarray(features[idx], dtype=np.float32).reshape(len(idx), -1)
+    if x.shape[1] > TSNE_PCA_ABOVE and len(idx) > TSNE_PCA_DIMS:
+        x = PCA(n_components=TSNE_PCA_DIMS, svd_solver="randomized", random_state=seed).fit_transform(x)
+        notes.append(f"PCA to {TSNE_PCA_DIMS} dims first")
+    perplexity = max(1.0, min(TSNE_PERPLEXITY, (len(idx) - 1) / 3))
+    emb = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
+               random_state=seed).fit_transform(x)
+    return emb, idx, "; ".join(notes)
+
+
+def _scatter(emb, values, names, colors, title, legend_title, path):
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    for v in sorted(set(values), key=str):
+        mask = values == v
+        ax.scatter(emb[mask, 0], emb[mask, 1], s=10, alpha=0.7, color=colors[v],
+                   label=f"{names[v]} (n={mask.sum()})", edgecolors="none")
+    ax.set_xlabel("t-SNE dimension 1")
+    ax.set_ylabel("t-SNE dimension 2")
+    ax.set_title(title, fontsize=11)
+    ax.legend(title=legend_title, loc="best", fontsize=9, markerscale=2)
+    return save(fig, path)
+
+
+def tsne_figures(method, features_desc, emb, idx, languages, clusters, kmeans_seed, note, fig_dir):
+    """Two scatter plots of the same embedding: by true language, by K-Means cluster."""
+    languages = np.asarray(languages).astype(str)[idx]
+    clusters = np.asarray(clusters)[idx]
+    sub = f"\n{features_desc}" + (f" ({note})" if note else "")
+    colors = language_colors(languages)
+    p1 = _scatter(emb, languages, {l: language_name(l) for l in colors}, colors,
+                  f"{metrics.method_title(method)}: t-SNE coloured by true language{sub}",
+                  "language", fig_dir / f"{method}_tsne_language.png")
+    cl = sorted(set(clusters.tolist()))
+    ccolors = {c: CLUSTER_COLORS[i % len(CLUSTER_COLORS)] for i, c in enumerate(cl)}
+    p2 = _scatter(emb, clusters, {c: f"cluster {c}" for c in cl}, ccolors,
+                  f"{metrics.method_title(method)}: t-SNE coloured by K-Means cluster "
+                  f"(seed {kmeans_seed}){sub}", "K-Means cluster", fig_dir / f"{method}_tsne_cluster.png")
+    return [p1, p2]
+
+
+# ----------------------------------------------------------------------------
+# cluster-by-language tables
+def composition(method, languages, clusters, kmeans_seed, fig_dir):
+    """Stacked bars: for each cluster, how many segments of each language it holds."""
+    table, cv, lv = metrics.contingency(languages, clusters)
+    colors = language_colors(lv)
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    x = np.arange(len(cv))
+    bottom = np.zeros(len(cv))
+    for j, lang in enumerate(lv):
+        bars = ax.bar(x, table[:, j], bottom=bottom, color=colors[lang], label=language_name(lang))
+        for i, b in enumerate(bars):
+            if table[i, j] > 0 and table[i, j] / max(table[i].sum(), 1) > 0.06:
+                ax.text(b.get_x() + b.get_width() / 2, bottom[i] + table[i, j] / 2,
+                        f"{table[i, j]}\n({table[i, j] / table[i].sum():.0%})",
+                        ha="center", va="center", fontsize=8, color="white")
+        bottom += table[:, j]
+    ax.set_xticks(x, [f"cluster {c}\n(n={table[i].sum()})" for i, c in enumerate(cv)])
+    ax.set_xlabel("K-Means cluster")
+    ax.set_ylabel("segments")
+    ax.set_title(f"{metrics.method_title(method)}: language composition of each cluster\n"
+                 f"(K-Means seed {kmeans_seed}; purity {metrics.purity(languages, clusters):.3f}, "
+                 f"majority rate {metrics.majority_rate(languages):.3f})", fontsize=10)
+    ax.legend(title="language")
+    return save(fig, fig_dir / f"{method}_composition.png")
+
+
+def confusion(method, languages, clusters, kmeans_seed, fig_dir):
+    """Cluster x language counts, clusters ordered by the Hungarian matching."""
+    table, cv, lv = metrics.contingency(languages, clusters)
+    match = metrics.matching(languages, clusters)
+    lang_pos = {l: j for j, l in enumerate(lv)}
+    order = sorted(range(len(cv)), key=lambda i: lang_pos.get(match.get(cv[i]), len(lv) + i))
+    table = table[order]
+    rows = [f"cluster {cv[i]} → {language_name(match[cv[i]])}" if cv[i] in match
+            else f"cluster {cv[i]} (unmatched)" for i in order]
+    fig, ax = plt.subplots(figsize=(1.8 * len(lv) + 3, 0.9 * len(cv) + 2.2))
+    im = ax.imshow(table, cmap="Blues")
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            ax.text(j, i, str(table[i, j]), ha="center", va="center",
+                    color="white" if table[i, j] > table.max() / 2 else "black")
+    ax.set_xticks(range(len(lv)), [language_name(l) for l in lv])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("true language")
+    ax.set_ylabel("K-Means cluster → matched language")
+    ax.set_title(f"{metrics.method_title(method)}: confusion matrix after Hungarian matching\n"
+                 f"(K-Means seed {kmeans_seed}; acc {metrics.acc(languages, clusters):.3f})", fontsize=10)
+    fig.colorbar(im, ax=ax, label="segments")
+    return save(fig, fig_dir / f"{method}_confusion.png")
+
+
+def method_figures(method, features, features_desc, segments, assignments, seed, results_dir,
+                   kinds=METHOD_KINDS):
+    """The per-method figures; the clusters shown are those of the first K-Means seed."""
+    fig_dir = common.figures_dir(results_dir)
+    kseed = min(assignments)
+    clusters, languages = assignments[kseed], segments["language"].astype(str).to_numpy()
+    paths = []
+    if "tsne" in kinds:
+        emb, idx, note = tsne_embedding(features, seed)
+        paths += tsne_figures(method, features_desc, emb, idx, languages, clusters, kseed, note, fig_dir)
+    if "composition" in kinds:
+        paths.append(composition(method, languages, clusters, kseed, fig_dir))
+    if "confusion" in kinds:
+        paths.append(confusion(method, languages, clusters, kseed, fig_dir))
+    return paths
+
+
+# ----------------------------------------------------------------------------
+# training curves
+def read_losses(results_dir, model):
+    path = common.losses_path(results_dir, model)
+    if not path.exists():
+        print(f"skipped {model} loss curves: {path} not found")
+        return None
+    df = pd.read_csv(path)
+    missing = [c for c in common.LOSS_COLUMNS if c not in df.columns]
+    if missing or df.empty:
+        print(f"skipped {model} loss curves: {path} is empty or lacks columns {missing}")
+        return None
+    return df
+
+
+def loss_curves(model, results_dir):
+    """Total loss, reconstruction and KL per epoch for one model."""
+    df = read_losses(results_dir, model)
+    if df is None:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, col, label in zip(axes, ["loss", "recon", "kl"],
+                              ["total loss", "reconstruction (MSE)", "KL divergence"]):
+        y = pd.to_numeric(df[col], errors="coerce")
+        if y.notna().any():
+            ax.plot(df["epoch"], y, marker="o", color="tab:blue")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            ax.text(0.5, 0.5, "no KL term\n(plain autoencoder)", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{model}: training losses per epoch ({len(df)} epochs)")
+    fig.tight_layout()
+    return save(fig, common.figures_dir(results_dir) / f"{model}_loss.png")
+
+
+def all_losses(models, results_dir):
+    """Every model's curves on shared axes (reconstruction is comparable across models)."""
+    frames = {m: df for m in models if (df := read_losses(results_dir, m)) is not None}
+    if not frames:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, col, label in zip(axes, ["loss", "recon", "kl"],
+                              ["total loss", "reconstruction (MSE)", "KL divergence"]):
+        for m, df in frames.items():
+            y = pd.to_numeric(df[col], errors="coerce")
+            if y.notna().any():
+                ax.plot(df["epoch"], y, marker="o", label=m)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend(title="model", fontsize=8)
+    fig.suptitle("Training losses of every model (total loss includes each model's KL weight)")
+    fig.tight_layout()
+    return save(fig, common.figures_dir(results_dir) / "all_losses.png")
+
+
+# ----------------------------------------------------------------------------
+# reconstructions: needs models.py and the checkpoint
+def pick_segments(segments, n, seed):
+    """n segments, seeded, taking the languages in turn so each one is shown."""
+    rng = np.random.default_rng(seed)
+    langs = segments["language"].astype(str).to_numpy()
+    pools = {l: list(rng.permutation(np.flatnonzero(langs == l))) for l in sorted(set(langs))}
+    picked = []
+    while len(picked) < min(n, len(langs)):
+        for l in pools:
+            if pools[l] and len(picked) < n:
+                picked.append(int(pools[l].pop()))
+    return picked
+
+
+def reconstructions(model, mfcc, segments, results_dir, seed):
+    """Original versus reconstructed MFCC images for N_RECONSTRUCTIONS segments."""
+    path = common.model_path(results_dir, model)
+    if not path.exists():
+        print(f"skipped {model} reconstructions: {path} not found")
+        return None
+    try:
+        import torch
+        import models
+        net, ckpt = models.load_checkpoint(path, device="cpu")
+        idx = pick_segments(segments, N_RECONSTRUCTIONS, seed)
+        x = torch.from_numpy(np.asarray(mfcc[idx], dtype=np.float32))
+        langs = segments["language"].astype(str).to_numpy()[idx]
+        y = None
+        if getattr(net, "uses_labels", False):
+            known = list(ckpt["config"]["languages"])
+            y = torch.tensor([known.index(l) for l in langs], dtype=torch.long)
+        with torch.no_grad():
+            recon = net(x, y)[0]
+        recon = recon.reshape(len(idx), N_MFCC, N_FRAMES).cpu().numpy()
+    except Exception as e:  # no models.py yet, an old checkpoint, a language it never saw
+        print(f"skipped {model} reconstructions: could not run {path} ({type(e).__name__}: {e})")
+        return None
+    x = x.numpy()
+    fig, axes = plt.subplots(len(idx), 2, figsize=(12, 2.6 * len(idx) + 0.6), squeeze=False,
+                             constrained_layout=True)
+    extent = [0, SEGMENT_SECONDS, 0, N_MFCC]
+    for r, i in enumerate(idx):
+        vmin, vmax = np.percentile(x[r], [1, 99])
+        mse = float(np.mean((x[r] - recon[r]) ** 2))
+        for c, (img, what) in enumerate([(x[r], "original"), (recon[r], f"reconstructed (MSE {mse:.3f})")]):
+            ax = axes[r, c]
+            im = ax.imshow(img, aspect="auto", origin="lower", extent=extent, vmin=vmin, vmax=vmax,
+                           cmap="magma")
+            ax.set_title(f"segment {segments['segment_id'].iloc[i]} ({language_name(langs[r])}): {what}",
+                         fontsize=9)
+            if r == len(idx) - 1:
+                ax.set_xlabel("time (s)")
+            ax.set_ylabel("MFCC index")
+        fig.colorbar(im, ax=axes[r, :].tolist(), label="z-scored value", fraction=0.03, pad=0.01)
+    fig.suptitle(f"{model}: original vs reconstructed MFCCs ({len(idx)} segments, same colour scale per row)")
+    return save(fig, common.figures_dir(results_dir) / f"{model}_reconstructions.png")
+
+
+# ----------------------------------------------------------------------------
+# all methods on all metrics
+def comparison(summary, path, majority=None, title="Every method on every metric"):
+    """One horizontal-bar panel per metric, mean over K-Means seeds, std as error bars."""
+    summary = summary.reset_index(drop=True)
+    names = [metrics.method_title(m) for m in summary["method"]]
+    meta = summary["uses_metadata"].fillna(False).astype(bool) if "uses_metadata" in summary else \
+        pd.Series(False, index=summary.index)
+    lab = summary["uses_labels"].astype(bool)
+    kind_colors = np.where(meta, "tab:purple", np.where(lab, "tab:orange", "tab:blue"))
+    fig, axes = plt.subplots(1, len(metrics.METRIC_NAMES), figsize=(4 * len(metrics.METRIC_NAMES) + 2.5,
+                                                                    0.45 * len(names) + 2.2), sharey=True)
+    y = np.arange(len(names))
+    for ax, m in zip(axes, metrics.METRIC_NAMES):
+        bars = ax.barh(y, summary[f"{m}_mean"], xerr=summary[f"{m}_std"].fillna(0), color=kind_colors,
+                       capsize=3, alpha=0.85)
+        for bar, saw_label in zip(bars, lab):
+            if saw_label:
+                bar.set_hatch("//")
+        ax.axvline(0, color="black", lw=0.8)
+        if m == "purity" and majority is not None:
+            ax.axvline(majority, color="red", ls="--", lw=1)
+            ax.text(majority, len(names) - 0.4, " majority rate", color="red", fontsize=8)
+        ax.set_title(m)
+        ax.set_xlabel(f"{m} (mean ± std over seeds)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ["tab:blue", "tab:orange", "tab:purple"]]
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//"))
+    fig.legend(handles, ["audio only, no labels", "model saw the language label",
+                         "uses title/artist metadata", "hatched: saw the language label"],
+               loc="lower center", ncol=4, fontsize=9,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save(fig, path)
+
+
+def comparison_from_results(results_dir, majority=None):
+    """The comparison chart over every metrics CSV written so far."""
+    rows = metrics.read_metrics(results_dir)
+    if rows is None:
+        return None
+    return comparison(metrics.summarize(rows), common.figures_dir(results_dir) / "methods_comparison.png",
+                      majority, title=f"Every method on every metric "
+                                      f"(K-Means k = number of languages, {rows['seed'].nunique()} seeds)")
