@@ -1,0 +1,74 @@
+"""The whole chain as a user runs it, on a tiny demo corpus: every file of the contract appears."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import common
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(script, *args):
+    proc = subprocess.run([sys.executable, script, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    dirs = ["--data-dir", str(root / "data"), "--results-dir", str(root / "results")]
+    # 6 songs of 60 to 120 s: about 15 segments, both languages, a few minutes of CPU at most
+    run("build_dataset.py", "--source", "demo", "--songs", "6", "--workers", "2", *dirs)
+    run("train_vae.py", "--epochs", "1", *dirs)
+    run("train_cvae.py", "--model", "all", "--epochs", "1", *dirs)
+    for script in ("analyze_vae.py", "analyze_advanced.py", "analyze_hybrid.py"):
+        run(script, *dirs)
+    return root / "data", root / "results"
+
+
+def test_every_contract_file_exists(chain):
+    data, results = chain
+    for p in [common.songs_path(data), common.mfcc_path(data), common.segments_path(data)]:
+        assert p.exists(), p
+    songs = pd.read_csv(common.songs_path(data))
+    assert set(common.SONG_COLUMNS) <= set(songs.columns)
+    assert {"english", "bangla"} == set(songs.language)
+    for sid in songs.song_id:
+        assert (data / "audio" / f"{sid}.wav").exists()
+    mfcc, segments = common.load_features(data)
+    assert mfcc.dtype == np.float32 and np.isfinite(mfcc).all()
+    for model in common.MODEL_NAMES:
+        for p in [common.model_path(results, model), common.losses_path(results, model),
+                  common.latents_path(results, model)]:
+            assert p.exists(), p
+        latents = np.load(common.latents_path(results, model))
+        assert latents.shape == (len(segments), 64)
+        losses = pd.read_csv(common.losses_path(results, model))
+        assert list(losses.columns) == common.LOSS_COLUMNS and len(losses) == 1
+    for name in ["vae_metrics.csv", "advanced_metrics.csv", "hybrid_metrics.csv"]:
+        df = pd.read_csv(common.metrics_dir(results) / name)
+        assert set(common.METRIC_COLUMNS) <= set(df.columns)
+        assert (df.n_segments == len(segments)).all()
+        for method in df.method.unique():
+            assert common.clusters_path(results, method).exists(), method
+    assert len(list(common.figures_dir(results).glob("*.png"))) >= 25
+
+
+def test_report_has_the_seven_rows_of_the_report(chain):
+    _, results = chain
+    report = (results / "REPORT.md").read_text()
+    for row in ["PCA + K-Means", "K-Means on raw MFCC", "VAE + K-Means", "Autoencoder + K-Means",
+                "CVAE + K-Means", "Beta-VAE + K-Means", "Multi-Modal (CVAE+Text+Artist)"]:
+        assert f"| {row}" in report, row
+    assert "Majority-class rate" in report
+    # every embedded figure exists
+    for line in report.splitlines():
+        if line.startswith("!["):
+            rel = line.split("](", 1)[1].rstrip(")")
+            assert (results / rel).exists(), rel
