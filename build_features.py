@@ -1,0 +1,533 @@
+"""Label-free feature sets that keep the sung language (issue 5, section 2).
+
+    python build_features.py                      # after build_dataset.py; every set in FEATURE_SETS
+    python build_features.py --sets fg_vtln_bow,fg_bow --workers 1
+
+Reads data/audio/<song_id>.wav and data/features/segments.csv and writes, for every name in
+FEATURE_SETS, data/features/<name>.npy: float32 (N, dim), row i = segment i of segments.csv,
+with data/features/<name>.json beside it (the constants that made it and their hash). The
+report's mfcc.npy z-scores every coefficient within its segment and keeps time positions, which
+throws the language away; these sets are shift-invariant encodings of the frame sequence.
+A name is [<source>_][vtln_]<kind>:
+
+  source  (none)  the song as it is
+          fg      the vocal foreground: REPET-SIM (Rafii & Pardo 2012; librosa's nn_filter idea
+                  with soft masks, no trained weights): what repeats across the song (the
+                  accompaniment) is masked out, so style and tempo weigh less
+          bg      what REPET-SIM leaves, mostly the accompaniment: a diagnostic. A probe that finds
+                  the language here finds it in the music (or in vocals the mask let through)
+  vtln    vocal tract length normalization (Lee & Rose 1996; the warp estimated as in Eide &
+          Gish 1996, from the spectral envelope): each song's frequency axis is scaled by the
+          factor in VTLN_ALPHAS that best aligns its long-term average envelope with the corpus
+          average, so the same vowel sung by a high and a low voice lands on the same codeword.
+          Without it the codebook learns the singer's voice (male / female) before the phones.
+  kind    stats      mean and std over the segment of N_CEPS cepstra and their deltas (means not
+                     z-scored away, unlike mfcc.npy)
+          stats_cmn  the same after cepstral mean normalization per song (the singer's and the
+                     recording's average timbre removed)
+          bow        bag of audio words: a CODEBOOK_SIZE frame codebook (MiniBatchKMeans on
+                     CODEBOOK_FRAMES frames sampled from the corpus), each segment a TF-IDF
+                     weighted codeword histogram
+          bigram     unit bigrams (phonotactics, Zissman 1996): a BIGRAM_CODEBOOK_SIZE codebook,
+                     runs of one unit collapsed, TF-IDF of the unit-pair counts
+
+Nothing here reads the language (or any other) column of songs.csv. Frames are cached per song
+under data/features/frames_<hash>/, so an interrupted run resumes; a set whose .npy is complete
+and whose config hash matches is skipped. data/features/vtln_<source>.csv keeps every song's
+warp factor.
+"""
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import common
+from common import PipelineError, SAMPLE_RATE, SEGMENT_SECONDS
+
+# ----------------------------------------------------------------------------
+# frames (shared by every set)
+N_FFT = 2048  # STFT window (93 ms at 22,050 Hz)
+HOP_LENGTH = 512  # 23 ms between frames
+N_MELS = 64  # mel bands the cepstra are taken from
+FMAX = 8000.0  # Hz; above this a sung voice has little but sibilance
+N_CEPS = 20  # cepstra per frame: the spectral envelope (phones), not the pitch harmonics
+DELTA_WIDTH = 9  # frames in the delta regression window
+TOP_DB = 80.0  # log-mel floor below each song's loudest bin (also removes the song's level)
+CACHE_DTYPE = np.float16  # cached cepstra per song; float16 halves the cache, error < 0.05
+# ----------------------------------------------------------------------------
+# vocal emphasis: REPET-SIM
+REPET_WIDTH_S = 2.0  # a frame's neighbours are at least this far from it (not the same note)
+REPET_NEIGHBORS = 40  # similar frames whose median is the accompaniment estimate
+REPET_MARGIN_FG = 10.0  # foreground mask margin: higher = only what clearly does not repeat
+REPET_MARGIN_BG = 2.0  # background mask margin
+REPET_POWER = 2.0  # soft-mask exponent
+REPET_CHUNK = 256  # frames per block of the similarity matrix (bounds memory on long songs)
+# ----------------------------------------------------------------------------
+# vocal tract length normalization
+# candidate frequency scalings: wider than speech's usual 0.80..1.20, as sung voices span more;
+# songs whose factor sits on an end of this grid are counted in the output (widen it if many are)
+VTLN_ALPHAS = tuple(np.round(np.arange(0.70, 1.4001, 0.02), 2))
+VTLN_ITERATIONS = 5  # re-estimate the corpus average envelope from the warped songs this often
+VTLN_VOICED_QUANTILE = 0.5  # a song's envelope averages its frames with c0 above this quantile
+# ----------------------------------------------------------------------------
+# bag of audio words and unit bigrams
+CODEBOOK_SIZE = 256  # codewords for `bow`
+BIGRAM_CODEBOOK_SIZE = 64  # units for `bigram` (64 x 64 = 4,096 pairs)
+CODEBOOK_FRAMES = 100_000  # frames sampled (seeded) from the whole corpus to learn a codebook
+CODEBOOK_CMN = True  # codebook frames are cepstra minus their song's mean, plus deltas
+CODEBOOK_DROP_C0 = True  # codebook frames leave out c0 (loudness says nothing about phones)
+CODEBOOK_BATCH = 4096  # MiniBatchKMeans batch size
+CODEBOOK_N_INIT = 3  # MiniBatchKMeans restarts
+TFIDF_SUBLINEAR = True  # 1 + log(count): a unit held for long does not drown the rest
+# ----------------------------------------------------------------------------
+# what to build
+FEATURE_SETS = ["stats", "bow", "fg_stats", "fg_stats_cmn", "fg_bow", "fg_bigram",
+                "fg_vtln_stats", "fg_vtln_bow", "fg_vtln_bigram", "bg_stats"]
+SOURCES = ("mix", "fg", "bg")
+KINDS = ("stats", "stats_cmn", "bow", "bigram")
+SEED = 0  # frame sampling and codebooks
+WORKERS = os.cpu_count() or 1  # processes for the per-song frames
+STAGE = "build_features"
+
+SEGMENT_FRAMES = int(round(SEGMENT_SECONDS * SAMPLE_RATE / HOP_LENGTH))  # frames in one segment
+
+
+def parse_name(name):
+    """'fg_vtln_bow' -> ('fg', True, 'bow'); 'stats' -> ('mix', False, 'stats')."""
+    rest, source = name, "mix"
+    for s in SOURCES:
+        if rest.startswith(s + "_"):
+            source, rest = s, rest[len(s) + 1:]
+            break
+    vtln = rest.startswith("vtln_")
+    kind = rest[5:] if vtln else rest
+    if kind not in KINDS:
+        raise PipelineError(f"unknown feature set {name!r}: a name is [<source>_][vtln_]<kind> with "
+                            f"source in {SOURCES} (none = mix) and kind in {KINDS}")
+    return source, vtln, kind
+
+
+def frame_config():
+    return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": N_MELS,
+            "fmax": FMAX, "n_ceps": N_CEPS, "top_db": TOP_DB, "repet_width_s": REPET_WIDTH_S,
+            "repet_neighbors": REPET_NEIGHBORS, "repet_margin_fg": REPET_MARGIN_FG,
+            "repet_margin_bg": REPET_MARGIN_BG, "repet_power": REPET_POWER,
+            "cache_dtype": np.dtype(CACHE_DTYPE).name}
+
+
+def set_config(name, seed, codebook_size, bigram_size, segments_digest):
+    source, vtln, kind = parse_name(name)
+    cfg = {"name": name, "frames": frame_config(), "delta_width": DELTA_WIDTH,
+           "segments": segments_digest}
+    if vtln:
+        cfg.update(vtln_alphas=list(map(float, VTLN_ALPHAS)), vtln_iterations=VTLN_ITERATIONS,
+                   vtln_voiced_quantile=VTLN_VOICED_QUANTILE)
+    if kind in ("bow", "bigram"):
+        cfg.update(codebook_size=codebook_size if kind == "bow" else bigram_size,
+                   codebook_frames=CODEBOOK_FRAMES, codebook_cmn=CODEBOOK_CMN,
+                   codebook_drop_c0=CODEBOOK_DROP_C0, codebook_batch=CODEBOOK_BATCH,
+                   codebook_n_init=CODEBOOK_N_INIT, tfidf_sublinear=TFIDF_SUBLINEAR, seed=seed)
+    return cfg
+
+
+def digest(obj):
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------
+# per song: cepstra of the mix, the vocal foreground and the background
+def repeating_spectrum(S, sim_features, width, k):
+    """REPET-SIM's repeating part: each frame's median over its k most similar frames
+    (cosine similarity of `sim_features`) that are at least `width` frames away."""
+    T = S.shape[1]
+    k = max(1, min(k, T - 2 * width + 1))
+    X = sim_features / (np.linalg.norm(sim_features, axis=0, keepdims=True) + 1e-12)
+    St = np.ascontiguousarray(S.T)
+    out = np.empty_like(St)
+    ar = np.arange(T)
+    for a in range(0, T, REPET_CHUNK):
+        b = min(T, a + REPET_CHUNK)
+        sim = X[:, a:b].T @ X
+        sim[np.abs(ar[a:b, None] - ar[None, :]) < width] = -np.inf
+        nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        g = St[nn]  # (frames, k, bins)
+        g.sort(axis=1)  # a sort along k is much faster here than np.median
+        out[a:b] = 0.5 * (g[:, (k - 1) // 2] + g[:, k // 2])
+    return out.T
+
+
+def song_frames(y, sr=SAMPLE_RATE):
+    """{source: (N_CEPS, T) float32} for one song's samples."""
+    import librosa
+    S = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    mel_fb = librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS, fmax=FMAX)
+    n_bins = int(np.flatnonzero(mel_fb.any(axis=0))[-1]) + 1  # bins above FMAX never matter
+    mel_fb = mel_fb[:, :n_bins]
+    S = S[:n_bins]
+    width = int(librosa.time_to_frames(REPET_WIDTH_S, sr=sr, hop_length=HOP_LENGTH))
+    width = max(1, min(width, S.shape[1] // 4))  # short songs keep some neighbours
+    # frames are compared by their mel spectra: 64 values instead of 744 bins, same neighbours
+    S_rep = np.minimum(S, repeating_spectrum(S, np.sqrt(mel_fb @ S ** 2), width, REPET_NEIGHBORS))
+    mask_fg = librosa.util.softmask(S - S_rep, REPET_MARGIN_FG * S_rep, power=REPET_POWER)
+    mask_bg = librosa.util.softmask(S_rep, REPET_MARGIN_BG * (S - S_rep), power=REPET_POWER)
+    out = {}
+    for source, mag in (("mix", S), ("fg", mask_fg * S), ("bg", mask_bg * S)):
+        logmel = librosa.power_to_db(mel_fb @ mag ** 2, ref=np.max, top_db=TOP_DB)
+        out[source] = librosa.feature.mfcc(S=logmel, n_mfcc=N_CEPS).astype(np.float32)
+    return out
+
+
+def song_cache_path(cache_dir, song_id):
+    return cache_dir / f"{song_id}.npz"
+
+
+def cache_song(args):
+    """Worker: one song's frames into the cache. Returns (song_id, error or None)."""
+    song_id, wav, cache_dir = args
+    path = song_cache_path(cache_dir, song_id)
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                if all(s in z for s in SOURCES):
+                    return song_id, None
+        except Exception:
+            pass  # a truncated cache file from an interrupted run: recompute it
+    try:
+        import soundfile as sf
+        y, sr = sf.read(wav, dtype="float32", always_2d=True)
+        y = y.mean(axis=1)
+        if sr != SAMPLE_RATE:
+            raise ValueError(f"sample rate {sr}, expected {SAMPLE_RATE} (re-run build_dataset.py)")
+        if len(y) < N_FFT or not np.any(y):
+            raise ValueError("empty or silent audio")
+        frames = song_frames(y, sr)
+        with common.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{s: frames[s].astype(CACHE_DTYPE) for s in SOURCES})
+        return song_id, None
+    except Exception as e:
+        return song_id, f"{type(e).__name__}: {e}"
+
+
+def _init_worker():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1)  # one process per core; BLAS threads would only fight
+    except ImportError:
+        pass
+
+
+def load_song(cache_dir, song_id):
+    with np.load(song_cache_path(cache_dir, song_id)) as z:
+        return {s: z[s].astype(np.float32) for s in SOURCES}
+
+
+def segment_slices(starts, n_frames):
+    """Frame ranges [a, b) of the segments starting at `starts` seconds, within n_frames."""
+    out = []
+    for s in starts:
+        a = min(int(round(float(s) * SAMPLE_RATE / HOP_LENGTH)), max(n_frames - 1, 0))
+        out.append((a, min(a + SEGMENT_FRAMES, n_frames)))
+    return out
+
+
+def deltas(ceps):
+    import librosa
+    width = DELTA_WIDTH if ceps.shape[1] >= DELTA_WIDTH else (ceps.shape[1] // 2) * 2 - 1
+    return librosa.feature.delta(ceps, width=width, axis=1) if width >= 3 else np.zeros_like(ceps)
+
+
+def frame_matrix(ceps, cmn, warp=None, drop_c0=False):
+    """(T, 2 * d): cepstra (minus the song mean if cmn; warped if warp) and their deltas."""
+    d = deltas(ceps)
+    c = ceps - ceps.mean(axis=1, keepdims=True) if cmn else ceps
+    if warp is not None:  # warping is linear in the cepstra, so it commutes with CMN and deltas
+        c, d = warp @ c, warp @ d
+    if drop_c0:
+        c, d = c[1:], d[1:]
+    return np.concatenate([c, d], axis=0).T
+
+
+def pooled_stats(frames):
+    """Mean and std over time of every column: the shift-invariant summary of a segment."""
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
+
+
+# ----------------------------------------------------------------------------
+# vocal tract length normalization, done on the cepstra
+def warp_matrix(alpha, n_ceps=N_CEPS, n_mels=N_MELS, fmax=FMAX):
+    """(n_ceps, n_ceps) W with W @ c = the cepstra of the log-mel envelope read at alpha * f.
+
+    The envelope is rebuilt from the cepstra (inverse DCT, which also drops the pitch
+    harmonics the high cepstra would hold), resampled along the band centres in Hz, and
+    transformed back; alpha > 1 moves a high voice's formants down onto a low voice's.
+    """
+    import librosa
+    from scipy.fft import dct
+    f = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=0.0, fmax=fmax)[1:-1]  # band centres
+    target = np.clip(alpha * f, f[0], f[-1])
+    k = np.clip(np.searchsorted(f, target), 1, n_mels - 1)
+    w = (target - f[k - 1]) / (f[k] - f[k - 1])
+    interp = np.zeros((n_mels, n_mels))
+    interp[np.arange(n_mels), k - 1] = 1 - w
+    interp[np.arange(n_mels), k] += w
+    D = dct(np.eye(n_mels), type=2, norm="ortho", axis=0)  # the DCT librosa's mfcc applies
+    return (D[:n_ceps] @ interp @ D.T[:, :n_ceps]).astype(np.float32)
+
+
+def song_envelope(ceps, quantile=None):
+    """A song's long-term average cepstrum over its louder frames (where someone sings)."""
+    quantile = VTLN_VOICED_QUANTILE if quantile is None else quantile
+    keep = ceps[0] >= np.quantile(ceps[0], quantile)
+    return ceps[:, keep].mean(axis=1)
+
+
+def estimate_warps(envelopes, alphas=None, iterations=None):
+    """{song: alpha}: each song's scaling whose warped envelope (c1..) is nearest the corpus
+    average; the average is re-estimated from the warped songs, and the factors are divided
+    by their median each time so the corpus as a whole does not drift to one end."""
+    alphas = np.asarray(VTLN_ALPHAS if alphas is None else alphas, dtype=float)
+    iterations = VTLN_ITERATIONS if iterations is None else iterations
+    W = {a: warp_matrix(a) for a in alphas}
+    songs = list(envelopes)
+    alpha = {s: 1.0 if 1.0 in alphas else alphas[len(alphas) // 2] for s in songs}
+    for _ in range(iterations):
+        ref = np.mean([W[alpha[s]] @ envelopes[s] for s in songs], axis=0)
+        new = {}
+        for s in songs:
+            err = [np.sum(((W[a] @ envelopes[s])[1:] - ref[1:]) ** 2) for a in alphas]
+            new[s] = alphas[int(np.argmin(err))]
+        med = np.median(list(new.values()))
+        new = {s: float(alphas[np.argmin(np.abs(alphas - v / med))]) for s, v in new.items()}
+        if new == alpha:
+            break
+        alpha = new
+    return alpha
+
+
+# ----------------------------------------------------------------------------
+# codebooks, histograms, bigrams
+def learn_codebook(samples, k, seed):
+    """(mean, std, centers): frames are standardized with the sample's mean and std first."""
+    from sklearn.cluster import MiniBatchKMeans
+    mean, std = samples.mean(axis=0), samples.std(axis=0) + 1e-6
+    k = min(k, len(samples))
+    km = MiniBatchKMeans(n_clusters=k, batch_size=CODEBOOK_BATCH, n_init=CODEBOOK_N_INIT,
+                         random_state=seed).fit((samples - mean) / std)
+    return mean, std, km.cluster_centers_.astype(np.float32)
+
+
+def assign_codes(frames, codebook):
+    """Nearest codeword of every frame (rows of `frames`)."""
+    mean, std, centers = codebook
+    x = (frames - mean) / std
+    d = (x ** 2).sum(1)[:, None] - 2 * x @ centers.T + (centers ** 2).sum(1)[None, :]
+    return d.argmin(axis=1)
+
+
+def code_histogram(codes, k):
+    return np.bincount(np.asarray(codes, dtype=np.int64), minlength=k).astype(np.float64)
+
+
+def collapse_runs(codes):
+    """A unit held over several frames counts once: [3, 3, 1, 1, 1, 3] -> [3, 1, 3]."""
+    codes = np.asarray(codes)
+    if len(codes) == 0:
+        return codes
+    keep = np.ones(len(codes), dtype=bool)
+    keep[1:] = codes[1:] != codes[:-1]
+    return codes[keep]
+
+
+def bigram_counts(codes, k):
+    """(k * k,) counts of consecutive unit pairs (a, b) at index a * k + b, runs collapsed."""
+    units = collapse_runs(codes).astype(np.int64)
+    if len(units) < 2:
+        return np.zeros(k * k)
+    return np.bincount(units[:-1] * k + units[1:], minlength=k * k).astype(np.float64)
+
+
+def tfidf(counts):
+    """TF-IDF over the corpus (label-free), rows L2-normalized."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+    t = TfidfTransformer(sublinear_tf=TFIDF_SUBLINEAR, norm="l2", smooth_idf=True)
+    return t.fit_transform(counts).toarray().astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+def cache_all(jobs, workers, data_dir):
+    """Frames of every song into the cache, in parallel; {song_id: (wav, error)} of failures."""
+    failed = {}
+    bar = tqdm(total=len(jobs), desc="frames (REPET-SIM + cepstra)", unit="song")
+    if workers == 1:
+        for job in jobs:
+            sid, err = cache_song(job)
+            if err:
+                failed[sid] = (job[1], err)
+            bar.update()
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as ex:
+            futures = {ex.submit(cache_song, job): job for job in jobs}
+            for fut in as_completed(futures):
+                sid, err = fut.result()
+                if err:
+                    failed[sid] = (futures[fut][1], err)
+                bar.update()
+    bar.close()
+    for sid, (src, err) in failed.items():
+        common.log_failure(data_dir, STAGE, sid, src, err)
+    return failed
+
+
+def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
+          bigram_size=BIGRAM_CODEBOOK_SIZE):
+    """Write data/features/<name>.npy (+ .json) for every name; returns {name: path} written."""
+    names = list(names or FEATURE_SETS)
+    for n in names:
+        parse_name(n)
+    sp = common.segments_path(data_dir)
+    fix = f"run `python build_dataset.py --data-dir {data_dir}` first"
+    if not sp.exists():
+        raise PipelineError(f"{sp} not found: {fix}")
+    segments = pd.read_csv(sp, dtype={"segment_id": str, "song_id": str})
+    for col in ("segment_id", "song_id", "start_s"):
+        if col not in segments.columns:
+            raise PipelineError(f"{sp} lacks column {col!r}: {fix}")
+    if len(segments) == 0:
+        raise PipelineError(f"{sp} holds no segments: {fix}")
+    seg_digest = digest([segments["segment_id"].tolist(), segments["start_s"].round(3).tolist()])
+
+    feat_dir = common.features_dir(data_dir)
+    configs = {n: set_config(n, seed, codebook_size, bigram_size, seg_digest) for n in names}
+    todo = []
+    for n in names:
+        try:
+            done = (json.loads((feat_dir / f"{n}.json").read_text()).get("hash") == digest(configs[n])
+                    and np.load(feat_dir / f"{n}.npy", mmap_mode="r").shape[0] == len(segments))
+        except Exception:
+            done = False
+        if done:
+            print(f"{n}: up to date ({feat_dir / (n + '.npy')})")
+        else:
+            todo.append(n)
+    if not todo:
+        return {}
+
+    # 1) frames per song, in parallel, cached
+    cache_dir = feat_dir / f"frames_{digest(frame_config())}"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    songs = list(dict.fromkeys(segments["song_id"]))  # in segments.csv order
+    jobs = [(s, os.path.join(data_dir, "audio", f"{s}.wav"), cache_dir) for s in songs]
+    failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir)
+    if failed:
+        raise PipelineError(
+            f"{len(failed)} of {len(songs)} songs could not be read (see {common.failures_path(data_dir)}); "
+            f"their segments are in {sp}, so no feature file was written (the rows must match). "
+            f"Finished songs are cached: fix the audio or re-run build_dataset.py, then re-run this")
+
+    # 2) song-level warps, codebooks, then every set song by song
+    rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
+    starts = segments["start_s"].to_numpy()
+    parsed = {n: parse_name(n) for n in todo}
+    warps = {}
+    for src in sorted({src for src, vtln, _ in parsed.values() if vtln}):
+        env = {s: song_envelope(load_song(cache_dir, s)[src]) for s in tqdm(songs, desc=f"VTLN {src}", unit="song")}
+        alpha = estimate_warps(env)
+        common.write_csv(feat_dir / f"vtln_{src}.csv",
+                         pd.DataFrame({"song_id": songs, "alpha": [alpha[s] for s in songs]}))
+        W = {a: warp_matrix(a) for a in set(alpha.values())}
+        warps[src] = {s: W[alpha[s]] for s in songs}
+        edge = sum(a in (min(VTLN_ALPHAS), max(VTLN_ALPHAS)) for a in alpha.values())
+        print(f"VTLN {src}: warp factors {min(alpha.values()):.2f} .. {max(alpha.values()):.2f} (median 1; "
+              f"{edge} of {len(songs)} songs on an end of VTLN_ALPHAS) -> {feat_dir / f'vtln_{src}.csv'}")
+
+    def frames_for(song, sid, src, vtln, kind):
+        if kind in ("stats", "stats_cmn"):
+            return frame_matrix(song[src], kind == "stats_cmn", warps[src][sid] if vtln else None)
+        return frame_matrix(song[src], CODEBOOK_CMN, warps[src][sid] if vtln else None, CODEBOOK_DROP_C0)
+
+    codebooks = {}
+    need = sorted({(src, vtln, kind) for src, vtln, kind in parsed.values() if kind in ("bow", "bigram")})
+    if need:
+        # frames sampled uniformly from the whole corpus (every segment's frames), seeded
+        total = 0
+        for s in songs:
+            with np.load(song_cache_path(cache_dir, s)) as z:
+                T = z["mix"].shape[1]
+            total += sum(b - a for a, b in segment_slices(starts[rows_of[s]], T))
+        frac = min(1.0, CODEBOOK_FRAMES / max(total, 1))
+        rng = np.random.default_rng(seed)
+        samples = {(src, vtln): [] for src, vtln, _ in need}
+        for s in tqdm(songs, desc="codebook frames", unit="song"):
+            song = load_song(cache_dir, s)
+            idx = np.concatenate([np.arange(a, b) for a, b in segment_slices(starts[rows_of[s]], song["mix"].shape[1])])
+            pick = idx[rng.random(len(idx)) < frac]
+            for src, vtln in samples:
+                samples[(src, vtln)].append(frames_for(song, s, src, vtln, "bow")[pick])
+        for src, vtln, kind in need:
+            k = codebook_size if kind == "bow" else bigram_size
+            x = np.concatenate(samples[(src, vtln)])
+            codebooks[(src, vtln, kind)] = learn_codebook(x, k, seed)
+            print(f"codebook {src}{' vtln' if vtln else ''} {kind}: {min(k, len(x))} codewords from {len(x)} frames")
+
+    out = {}
+    for n, (src, vtln, kind) in parsed.items():
+        k = len(codebooks[(src, vtln, kind)][2]) if kind in ("bow", "bigram") else 0
+        dim = {"bow": k, "bigram": k * k}.get(kind, 4 * N_CEPS)
+        out[n] = np.zeros((len(segments), dim), dtype=np.float64)
+    for s in tqdm(songs, desc="segment features", unit="song"):
+        song = load_song(cache_dir, s)
+        sl = segment_slices(starts[rows_of[s]], song["mix"].shape[1])
+        mats = {}
+        for n, (src, vtln, kind) in parsed.items():
+            key = (src, vtln, kind if kind in ("stats", "stats_cmn") else "codes")
+            if key not in mats:
+                mats[key] = frames_for(song, s, src, vtln, kind)
+            for row, (a, b) in zip(rows_of[s], sl):
+                seg = mats[key][a:b]
+                if kind in ("stats", "stats_cmn"):
+                    out[n][row] = pooled_stats(seg)
+                else:
+                    cb = codebooks[(src, vtln, kind)]
+                    codes = assign_codes(seg, cb)
+                    out[n][row] = (code_histogram(codes, len(cb[2])) if kind == "bow"
+                                   else bigram_counts(codes, len(cb[2])))
+
+    written = {}
+    for n, (src, vtln, kind) in parsed.items():
+        x = tfidf(out[n]) if kind in ("bow", "bigram") else out[n].astype(np.float32)
+        if not np.isfinite(x).all():
+            raise PipelineError(f"{n}: non-finite values; check the songs in {common.failures_path(data_dir)}")
+        common.save_npy(feat_dir / f"{n}.npy", x)
+        meta = {"hash": digest(configs[n]), "shape": list(x.shape), "config": configs[n]}
+        with common.atomic_path(feat_dir / f"{n}.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=1))
+        print(f"{n}: {x.shape} -> {feat_dir / (n + '.npy')}")
+        written[n] = feat_dir / f"{n}.npy"
+    return written
+
+
+def main():
+    p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    p.add_argument("--sets", default=",".join(FEATURE_SETS), help="comma-separated feature sets to build")
+    p.add_argument("--seed", type=int, default=SEED, help="seed for frame sampling and codebooks")
+    p.add_argument("--workers", type=int, default=WORKERS, help="processes for the per-song frames")
+    p.add_argument("--codebook-size", type=int, default=CODEBOOK_SIZE, help="codewords of the bow sets")
+    p.add_argument("--bigram-codebook-size", type=int, default=BIGRAM_CODEBOOK_SIZE,
+                   help="units of the bigram sets")
+    args = p.parse_args()
+    build(args.data_dir, [n.strip() for n in args.sets.split(",") if n.strip()], args.seed,
+          args.workers, args.codebook_size, args.bigram_codebook_size)
+
+
+if __name__ == "__main__":
+    common.run_main(main)

@@ -1,0 +1,186 @@
+"""Diagnostics for every table: how much language a representation carries, and what its
+clusters follow instead (issue 5, section 1). Nothing here is a script.
+
+    from diagnostics import probe_scores, song_scores, confound_columns, confound_nmi
+
+  probe_scores     supervised ceiling of a feature set: standardize + logistic regression,
+                   PROBE_FOLDS folds grouped by song (`probe_acc`: segments of one song never on
+                   both sides) and grouped by artist (`probe_acc_artist`: the stricter test, since
+                   a representation that recognizes singers scores well grouped by song)
+  song_scores      each song's cluster = majority vote of its segments; `song_acc`, `song_nmi`
+  confound_nmi     NMI of a clustering against every column confound_columns() builds: the
+                   artist, the segment's position in its song, and every extra column songs.csv
+                   carries (numbers in quantile bins)
+  confounds_heatmap  the methods x columns NMI table as a figure
+
+The probe reads the language labels (it is the ceiling, not a method); nothing else here does
+except to score.
+"""
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import normalized_mutual_info_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import metrics
+
+# ----------------------------------------------------------------------------
+# probe
+PROBE_FOLDS = 5  # GroupKFold folds (fewer when there are fewer groups)
+PROBE_C = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
+PROBE_MAX_ITER = 2000  # lbfgs iterations
+# ----------------------------------------------------------------------------
+# confounds
+CONFOUND_BINS = 4  # numeric columns with more distinct values than this go into quantile bins
+POSITION_MAX = 3  # segment index within its song, positions >= this share one bin ("later")
+# songs.csv columns that are not confounds: ids, the label itself, free text that names the song,
+# and the demo's espeak_voice (language voice + variant, e.g. "bn+m3": the label in disguise)
+NOT_CONFOUNDS = {"song_id", "language", "title", "source", "path", "video_id", "resolved_url",
+                 "resolved_title", "url", "query", "segment_id", "start_s", "espeak_voice",
+                 "manifest_duration_s"}
+
+
+def _codes(values):
+    return np.unique(np.asarray(values).astype(str), return_inverse=True)[1]
+
+
+# ----------------------------------------------------------------------------
+# probe: the supervised ceiling, grouped so that a song (or an artist) is never on both sides
+def probe_splits(groups, n_splits=PROBE_FOLDS):
+    """[(train_idx, test_idx)] of a GroupKFold over `groups`; [] when there are < 2 groups."""
+    groups = np.asarray(groups).astype(str)
+    n = min(n_splits, len(np.unique(groups)))
+    if n < 2:
+        return []
+    return list(GroupKFold(n_splits=n).split(np.zeros(len(groups)), groups=groups))
+
+
+def probe_accuracy(features, labels, groups, n_splits=PROBE_FOLDS, c=PROBE_C):
+    """Out-of-fold accuracy of standardize + logistic regression, folds grouped by `groups`.
+
+    Every segment is predicted once, by a model that saw none of its group; NaN when the
+    groups cannot be split in two.
+    """
+    x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+    y = np.asarray(labels).astype(str)
+    splits = probe_splits(groups, n_splits)
+    if not splits:
+        return float("nan")
+    pred = np.empty(len(y), dtype=object)
+    for train, test in splits:
+        classes = np.unique(y[train])
+        if len(classes) < 2:  # all of one language in training: the only possible answer
+            pred[test] = classes[0]
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=PROBE_MAX_ITER))
+        pred[test] = model.fit(x[train], y[train]).predict(x[test])
+    return float(np.mean(pred == y))
+
+
+def probe_scores(features, segments, n_splits=PROBE_FOLDS, c=PROBE_C):
+    """{'probe_acc': grouped by song, 'probe_acc_artist': grouped by artist}."""
+    return {"probe_acc": probe_accuracy(features, segments["language"], segments["song_id"], n_splits, c),
+            "probe_acc_artist": probe_accuracy(features, segments["language"], segments["artist"],
+                                               n_splits, c)}
+
+
+# ----------------------------------------------------------------------------
+# song level: one vote per segment
+def song_vote(clusters, song_ids):
+    """{song_id: its segments' most frequent cluster}; a tie goes to the smallest cluster id."""
+    df = pd.DataFrame({"song": np.asarray(song_ids).astype(str), "cluster": np.asarray(clusters)})
+    counts = df.groupby(["song", "cluster"]).size().reset_index(name="n")
+    counts = counts.sort_values(["song", "n", "cluster"], ascending=[True, False, True])
+    return dict(counts.drop_duplicates("song")[["song", "cluster"]].itertuples(index=False, name=None))
+
+
+def song_scores(clusters, song_ids, labels):
+    """{'song_acc', 'song_nmi'}: acc (Hungarian) and NMI over songs, each song's cluster voted."""
+    vote = song_vote(clusters, song_ids)
+    songs = pd.DataFrame({"song": np.asarray(song_ids).astype(str),
+                          "language": np.asarray(labels).astype(str)}).drop_duplicates("song")
+    votes = songs["song"].map(vote).to_numpy()
+    return {"song_acc": metrics.acc(songs["language"], votes),
+            "song_nmi": metrics.nmi(songs["language"], votes)}
+
+
+# ----------------------------------------------------------------------------
+# confounds: what the clusters follow, if not the language
+def segment_position(segments):
+    """0 for a song's first segment, 1 for the next, ... (by start_s), capped at POSITION_MAX."""
+    rank = segments.groupby("song_id")["start_s"].rank(method="first").astype(int) - 1
+    return rank.clip(upper=POSITION_MAX).to_numpy()
+
+
+def binned(col):
+    """A numeric column with many values -> quantile bins; anything else -> as is (strings)."""
+    num = pd.to_numeric(col, errors="coerce")
+    if num.notna().all() and num.nunique() > CONFOUND_BINS:
+        return pd.qcut(num, CONFOUND_BINS, labels=False, duplicates="drop").astype(str)
+    return col.astype(str)
+
+
+def confound_columns(segments, songs=None):
+    """DataFrame, one row per segment: language (the reference), artist, position, and every
+    extra column of songs.csv (binned when numeric), each as strings."""
+    out = pd.DataFrame({"language": segments["language"].astype(str).to_numpy(),
+                        "artist": segments["artist"].astype(str).to_numpy(),
+                        "position": segment_position(segments).astype(str)})
+    if songs is not None:
+        extra = [c for c in songs.columns if c not in NOT_CONFOUNDS and c not in out.columns]
+        s = songs.drop_duplicates("song_id").set_index(songs["song_id"].astype(str))
+        ids = segments["song_id"].astype(str)
+        for c in extra:
+            col = ids.map(s[c])
+            if col.isna().all() or col.astype(str).nunique() < 2:
+                continue  # constant or absent: nothing a clustering could follow
+            out[c] = binned(col).to_numpy()
+    return out
+
+
+def _nmi(a, b):
+    return float(normalized_mutual_info_score(_codes(a), _codes(b), average_method="arithmetic"))
+
+
+def confound_nmi(clusters, columns):
+    """{column: NMI(clusters, column)} for every column of confound_columns(), plus
+    artist_within_language: the NMI with the artist inside each language, averaged (weighted by
+    size). Artists nest in languages, so a clustering that follows the language exactly also
+    scores high against the artist; within a language it scores 0, one that splits singers does not."""
+    clusters = np.asarray(clusters)
+    out = {}
+    for name in columns.columns:
+        out[name] = _nmi(columns[name], clusters)
+        if name == "artist" and "language" in columns:
+            lang = columns["language"].to_numpy()
+            parts = [(np.sum(lang == v), _nmi(columns["artist"].to_numpy()[lang == v], clusters[lang == v]))
+                     for v in np.unique(lang)]
+            out["artist_within_language"] = float(sum(w * x for w, x in parts) / len(lang))
+    return out
+
+
+def confounds_heatmap(table, path, title="What the clusters follow: NMI of each method's clusters"):
+    """table: DataFrame indexed by method, one column per confound (NMI); saved as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import common
+    vals = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * vals.shape[1] + 3.5, 0.38 * vals.shape[0] + 1.8))
+    im = ax.imshow(vals, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(np.nanmax(vals))), aspect="auto")
+    ax.set_xticks(range(vals.shape[1]), table.columns, rotation=40, ha="right")
+    ax.set_yticks(range(vals.shape[0]), table.index)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if vals[i, j] < 0.6 * np.nanmax(vals) else "black")
+    ax.set_xlabel("segment attribute (numbers in quantile bins)")
+    ax.set_ylabel("method")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, label="NMI")
+    fig.tight_layout()
+    with common.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
