@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
@@ -17,11 +16,13 @@ setup: $(VENV)/installed
 # the whole pipeline on the offline demo corpus, ending with results/REPORT.md
 demo: setup
 	$(PY) build_dataset.py --source demo
+	$(PY) build_features.py
 	$(PY) train_vae.py
 	$(PY) train_cvae.py --model all
 	$(PY) analyze_vae.py
 	$(PY) analyze_advanced.py
 	$(PY) analyze_hybrid.py
+	$(PY) analyze_language.py
 	@echo "report: results/REPORT.md"
 
 test: setup

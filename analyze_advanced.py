@@ -8,6 +8,11 @@ cvae, beta_vae, autoencoder and any other model found there (a missing one is sk
 line). Writes results/metrics/advanced_metrics.csv, results/clusters/<method>.csv and figures:
 per method t-SNE (by language, by cluster), cluster composition, confusion matrix; per model
 loss curves and reconstructions; all_losses.png and methods_comparison.png.
+A model trained with several seeds (<model>_seed<S>.npy beside <model>.npy) is clustered once per
+model seed: advanced_metrics.csv keeps the first seed's rows (the contract), results/metrics/
+model_seeds_metrics.csv every seed's with a model_seed column (the table's mean ± std is over those),
+clusters/<model>_seed<S>.csv the other seeds' assignments; figures are drawn for the first seed.
+VaDE (train_vade.py) gives its own clusters and is not K-Means'd here.
 """
 import argparse
 import time
@@ -42,12 +47,15 @@ def analyze(data_dir, results_dir, seed=SEED, models=None):
     print(metrics.silhouette_note(n))
     all_rows, n_figures = [], 0
 
+    seed_rows = []  # every model seed's rows, model_seed added
+
     def run(method, features, desc, uses_labels):
         nonlocal n_figures
         rows, assignments = metrics.evaluate(method, features, segments, desc, uses_labels, results_dir, seed)
         all_rows.append(rows)
         write_rows(results_dir, all_rows)
         n_figures += len(plots.method_figures(method, features, desc, segments, assignments, seed, results_dir))
+        return rows
 
     # baselines on the MFCCs themselves; float32 halves memory and K-Means time on 17,200-d
     x = np.asarray(mfcc, dtype=np.float32).reshape(n, -1)
@@ -63,9 +71,24 @@ def analyze(data_dir, results_dir, seed=SEED, models=None):
         if z is None:
             continue
         trained.append(model)
-        run(model, z, f"{model} latents ({z.shape[1]}-d)", metrics.model_uses_labels(results_dir, model))
+        uses_labels = metrics.model_uses_labels(results_dir, model)
+        runs = metrics.model_seed_runs(results_dir, model)
+        rows = run(model, z, f"{model} latents ({z.shape[1]}-d)", uses_labels)
+        if len(runs) > 1:
+            seed_rows.append(rows.assign(model_seed=runs[0][0]))
+        for model_seed, name in runs[1:]:  # the other model seeds: rows and cluster files, no figures
+            zs = metrics.load_latents(data_dir, results_dir, name, n)
+            r, _ = metrics.evaluate(model, zs, segments, f"{model} latents ({zs.shape[1]}-d)", uses_labels,
+                                    results_dir, seed, clusters_name=name)
+            seed_rows.append(r.assign(model_seed=model_seed))
         extra = [plots.loss_curves(model, results_dir), plots.reconstructions(model, mfcc, segments, results_dir, seed)]
         n_figures += sum(f is not None for f in extra)
+    seeds_file = common.metrics_dir(results_dir) / metrics.MODEL_SEEDS_FILE
+    if seed_rows:
+        common.write_csv(seeds_file, pd.concat(seed_rows, ignore_index=True))
+        print(f"model seeds: {seeds_file}")
+    elif seeds_file.exists():  # from an earlier run with several seeds: stale now
+        seeds_file.unlink()
     n_figures += plots.all_losses(trained, results_dir) is not None
     majority = metrics.majority_rate(segments["language"])
     n_figures += plots.comparison_from_results(results_dir, majority) is not None

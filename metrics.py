@@ -55,12 +55,21 @@ METHOD_TITLES = {
     "hybrid_autoencoder": "Multi-Modal (Autoencoder+Text+Artist)",
     "hybrid_beta_vae": "Multi-Modal (Beta-VAE+Text+Artist)",
     "text_artist": "Text+Artist only (no audio)",
+    "beta_vae_uncond": "Beta-VAE (no label) + K-Means",
+    "pooled_vae": "Time-pooled VAE + K-Means",
+    "pooled_ae": "Time-pooled Autoencoder + K-Means",
+    "vade": "VaDE, clusters from q(c|x)",
 }
+# models that give their own clusters (train_vade.py writes their metrics): K-Means skips them
+OWN_CLUSTERS_PREFIX = "vade"
+MODEL_SEEDS_FILE = "model_seeds_metrics.csv"  # every model seed's rows, with model_seed (analyze_advanced.py)
 
 
 def method_title(method):
     if method in METHOD_TITLES:
         return METHOD_TITLES[method]
+    if method.startswith("vade_"):
+        return f"VaDE on {method[len('vade_'):]}, clusters from q(c|x)"
     if method.startswith("hybrid_"):
         return f"Multi-Modal ({method[len('hybrid_'):]}+Text+Artist)"
     return f"{method} + K-Means"
@@ -220,9 +229,36 @@ def model_uses_labels(results_dir, model):
 
 
 def discover_models(results_dir):
-    """MODEL_NAMES first, then any other results/latents/<model>.npy, in name order."""
+    """MODEL_NAMES first, then any other results/latents/<model>.npy, in name order; the other
+    seeds' files (<model>_seed<S>.npy, see model_seed_runs) and VaDE's (own clusters) are left out."""
+    from models import split_seeded
     found = sorted(p.stem for p in (Path(results_dir) / "latents").glob("*.npy"))
+    found = [m for m in found if split_seeded(m)[1] is None and not m.startswith(OWN_CLUSTERS_PREFIX)]
     return list(common.MODEL_NAMES) + [m for m in found if m not in common.MODEL_NAMES]
+
+
+def checkpoint_seed(results_dir, name):
+    """The seed in results/models/<name>.pth's config, or None."""
+    path = common.model_path(results_dir, name)
+    if path.exists():
+        try:
+            import torch
+            return torch.load(path, map_location="cpu", weights_only=True).get("config", {}).get("seed")
+        except Exception:
+            return None
+    return None
+
+
+def model_seed_runs(results_dir, model):
+    """[(model seed, file stem)] for one model: the first seed's <model> (its seed read from the
+    checkpoint, None without one), then every <model>_seed<S> whose latents exist, by seed."""
+    from models import split_seeded
+    runs = [(checkpoint_seed(results_dir, model), model)]
+    for p in (Path(results_dir) / "latents").glob(f"{model}_seed*.npy"):
+        base, s = split_seeded(p.stem)
+        if base == model and s is not None:
+            runs.append((s, p.stem))
+    return runs[:1] + sorted(runs[1:])
 
 
 # ----------------------------------------------------------------------------
@@ -274,8 +310,8 @@ def clusters_frame(segment_ids, assignments):
 
 
 def evaluate(method, features, segments, features_desc, uses_labels, results_dir, seed,
-             n_seeds=N_KMEANS_SEEDS, extra=None):
-    """cluster_and_score, then write results/clusters/<method>.csv; print the mean line.
+             n_seeds=N_KMEANS_SEEDS, extra=None, clusters_name=None):
+    """cluster_and_score, then write results/clusters/<clusters_name or method>.csv; print the mean line.
 
     extra: {column: value} appended to every row (e.g. uses_metadata for the hybrids).
     Returns (rows, assignments).
@@ -284,16 +320,19 @@ def evaluate(method, features, segments, features_desc, uses_labels, results_dir
                                           uses_labels, seed, n_seeds)
     for col, value in (extra or {}).items():
         rows[col] = value
-    common.write_csv(common.clusters_path(results_dir, method),
+    common.write_csv(common.clusters_path(results_dir, clusters_name or method),
                      clusters_frame(segments["segment_id"], assignments))
     means = rows[METRIC_NAMES].mean()
-    print(f"{method:<20s} " + "  ".join(f"{m} {means[m]:.4f}" for m in METRIC_NAMES)
+    print(f"{clusters_name or method:<20s} " + "  ".join(f"{m} {means[m]:.4f}" for m in METRIC_NAMES)
           + f"  (mean of {n_seeds} K-Means seeds)")
     return rows, assignments
 
 
 def summarize(rows):
-    """Mean and sample std (ddof=1) over seeds per method, in the order methods appear."""
+    """Mean and sample std (ddof=1) over seeds per method, in the order methods appear: over every
+    row, so for a model trained with several seeds over model seeds x K-Means seeds. With a
+    model_seed column: n_model_seeds, acc_model_std (std over model seeds of each seed's mean acc)
+    and, where the rows say (VaDE), collapsed_fraction."""
     rows = pd.DataFrame(rows)
     keys = [c for c in ["method", "features", "uses_labels", "uses_metadata", "n_segments"]
             if c in rows.columns]
@@ -304,6 +343,12 @@ def summarize(rows):
         for m in METRIC_NAMES:
             r[f"{m}_mean"] = float(g[m].mean())
             r[f"{m}_std"] = float(g[m].std(ddof=1)) if len(g) > 1 else float("nan")
+        if "model_seed" in g and g["model_seed"].notna().any():
+            per_seed = g.groupby("model_seed")["acc"].mean()
+            r["n_model_seeds"] = len(per_seed)
+            r["acc_model_std"] = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan")
+        if "collapsed" in g and g["collapsed"].notna().any():
+            r["collapsed_fraction"] = float(g["collapsed"].astype(bool).mean())
         out.append(r)
     return pd.DataFrame(out)
 

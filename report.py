@@ -113,17 +113,46 @@ def _table_section(rows, results_dir):
                      f" | {int(r['n_segments'])} |")
     notes = []
     if rows is not None:
-        seeds = sorted(rows["seed"].unique())
+        km = rows[~rows["method"].str.startswith(metrics.OWN_CLUSTERS_PREFIX)]
+        seeds = sorted(km["seed"].unique()) if len(km) else []
         n = int(rows["n_segments"].max())
-        notes.append(f"Each cell: mean ± sample standard deviation over {rows.groupby('method').size().max()} "
+        per_model = (km.groupby(["method", "model_seed"]).size().max() if "model_seed" in km and
+                     km["model_seed"].notna().any() else km.groupby("method").size().max() if len(km) else 0)
+        notes.append(f"Each cell: mean ± sample standard deviation over {per_model} "
                      f"K-Means runs (k = number of languages, n_init {metrics.KMEANS_N_INIT}, "
-                     f"seeds {', '.join(map(str, seeds))}).")
+                     f"seeds {', '.join(map(str, seeds))}); for a model trained with several seeds, over "
+                     f"every model seed x K-Means seed (the spread over model seeds alone is in the next "
+                     f"table). VaDE rows: over its runs, clusters from q(c|x), no K-Means.")
         note = metrics.silhouette_note(n)
         notes.append(note[0].upper() + note[1:] + "; always on the very features that were clustered.")
         feats = ["", "| Method | Features clustered |", "| --- | --- |"]
         feats += [f"| {metrics.method_title(m)} | {by[m]['features']} |" for m in by]
         notes += feats
-    return lines + [""] + notes + [""]
+    return lines + [""] + notes + [""] + _model_seeds_section(summary)
+
+
+def _model_seeds_section(summary):
+    """Per model trained with several seeds: the spread of acc over model seeds; VaDE's collapses."""
+    if "n_model_seeds" not in summary:
+        return []
+    s = summary[summary["n_model_seeds"].notna()]
+    if not len(s):
+        return []
+    lines = ["### Spread over model seeds", "",
+             "| Method | model seeds | Acc (all runs) | std of Acc over model seeds | collapsed runs |",
+             "| --- | ---: | --- | ---: | ---: |"]
+    for _, r in s.iterrows():
+        col = r.get("collapsed_fraction")
+        col = "" if col is None or pd.isna(col) else f"{col:.2f}"
+        std = "n/a" if pd.isna(r["acc_model_std"]) else f"{r['acc_model_std']:.4f}"
+        lines.append(f"| {metrics.method_title(r['method'])} | {int(r['n_model_seeds'])} | "
+                     f"{_fmt(r['acc_mean'], r['acc_std'])} | {std} | {col} |")
+    lines += ["", "Model seeds are SEED, SEED + 1, ... (`N_MODEL_SEEDS` in `train_vae.py`, `VADE_RUNS` in "
+              "`train_vade.py`); the first seed's files are `<model>.pth`/`.npy`, the others "
+              "`<model>_seed<S>.*`. A VaDE run is *collapsed* when one mixture component takes more than "
+              "`COLLAPSE_SHARE` of the segments (a label-free test); every run is kept in the mean, "
+              "none is picked.", ""]
+    return lines
 
 
 def _why_missing(method, results_dir):
@@ -209,7 +238,7 @@ def _commands_section(data_dir, results_dir):
     d = f" --data-dir {shlex.quote(str(data_dir))} --results-dir {shlex.quote(str(results_dir))}"
     lines = ["The pipeline, stage by stage (`make demo` runs it on the offline demo corpus):", "", "```",
              f"python build_dataset.py --source demo --data-dir {shlex.quote(str(data_dir))}",
-             f"python train_vae.py{d}", f"python train_cvae.py --model all{d}"]
+             f"python train_vae.py{d}", f"python train_cvae.py --model all{d}", f"python train_vade.py{d}"]
     recorded = []
     for script in ANALYSIS_SCRIPTS:
         p = commands_dir(results_dir) / f"{Path(script).stem}.txt"

@@ -1,10 +1,13 @@
-"""Train the report's CVAE, Beta-VAE and baseline autoencoder (sections 3.2.2 to 3.2.4).
+"""Train the report's CVAE, Beta-VAE and baseline autoencoder (sections 3.2.2 to 3.2.4), and
+the label-free models added by issue 5: beta_vae_uncond (the Beta-VAE without the label) and
+pooled_vae / pooled_ae (an encoder that pools over time instead of flattening it).
 
-    python train_cvae.py                      # all three, the report's settings
-    python train_cvae.py --model beta_vae --epochs 3
+    python train_cvae.py                      # all of them, the report's settings
+    python train_cvae.py --model beta_vae --epochs 3 --n-seeds 1
 
 Same data, outputs and training loop as train_vae.py (results/models/<model>.pth,
-results/losses/<model>.csv, results/latents/<model>.npy). The CVAE, and the report's
+results/losses/<model>.csv, results/latents/<model>.npy for the first seed,
+<model>_seed<S>.* for the other N_MODEL_SEEDS - 1 seeds). The CVAE, and the report's
 Beta-VAE, see the language label they are later scored against: their configs say
 conditional=True and every table marks them `uses_labels`.
 """
@@ -12,7 +15,7 @@ import argparse
 
 import common
 # LATENT_DIM, BATCH_SIZE, LEARNING_RATE, EPOCHS, SEED: train_vae.py's, so the four models train alike
-from train_vae import TrainingStopped, add_training_args, base_config, check_args, train
+from train_vae import TrainingStopped, add_training_args, base_config, check_args, train_seeds
 
 # ----------------------------------------------------------------------------
 # models (report sections 3.2.2 to 3.2.4)
@@ -20,7 +23,9 @@ EMBED_DIM = 16  # learned language embedding, concatenated before the heads and 
 CVAE_BETA = 1.0  # KL weight of the CVAE
 BETA_VAE_BETA = 4.0  # the Beta-VAE's KL weight
 BETA_VAE_CONDITIONAL = True  # the report's Beta-VAE is the CVAE with beta 4; False drops the label
-MODELS_HERE = ["cvae", "beta_vae", "autoencoder"]  # what --model all trains, in this order
+POOLED_VAE_BETA = 1.0  # KL weight of the time-pooled VAE
+# what --model all trains, in this order
+MODELS_HERE = ["cvae", "beta_vae", "autoencoder", "beta_vae_uncond", "pooled_vae", "pooled_ae"]
 
 
 def model_settings(args):
@@ -29,13 +34,16 @@ def model_settings(args):
         "cvae": {"beta": args.cvae_beta, "conditional": True},
         "beta_vae": {"beta": args.beta_vae_beta, "conditional": args.beta_vae_conditional},
         "autoencoder": {"beta": 0.0, "conditional": False},  # no KL term at all
+        "beta_vae_uncond": {"beta": args.beta_vae_beta, "conditional": False},
+        "pooled_vae": {"beta": args.pooled_vae_beta, "conditional": False},
+        "pooled_ae": {"beta": 0.0, "conditional": False},
     }
 
 
 def main(argv=None):
     parser = add_training_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--model", default="all", choices=MODELS_HERE + ["all"],
-                        help="which model to train (all: the three in turn)")
+                        help="which model to train (all: each in turn)")
     parser.add_argument("--embed-dim", type=int, default=EMBED_DIM, help="language embedding size")
     parser.add_argument("--cvae-beta", type=float, default=CVAE_BETA, help="KL weight of the CVAE")
     parser.add_argument("--beta-vae-beta", type=float, default=BETA_VAE_BETA,
@@ -43,6 +51,8 @@ def main(argv=None):
     parser.add_argument("--beta-vae-conditional", action=argparse.BooleanOptionalAction,
                         default=BETA_VAE_CONDITIONAL,
                         help="give the Beta-VAE the language label, as the report does")
+    parser.add_argument("--pooled-vae-beta", type=float, default=POOLED_VAE_BETA,
+                        help="KL weight of the time-pooled VAE")
     args = parser.parse_args(argv)
     check_args(args)
     if args.embed_dim < 1:
@@ -53,10 +63,9 @@ def main(argv=None):
     for name in names:
         s = settings[name]
         config = dict(base_config(args), **s, embed_dim=args.embed_dim if s["conditional"] else 0)
-        try:
-            train(name, config, args.data_dir, args.results_dir, force=args.force, threads=args.threads)
-        except TrainingStopped as e:  # one diverged model must not cost the others
-            stopped.append(str(e))
+        # one diverged model (or seed) must not cost the others
+        stopped += train_seeds(name, config, args.data_dir, args.results_dir, args.n_seeds,
+                               force=args.force, threads=args.threads)
     if stopped:
         raise TrainingStopped(" | ".join(stopped))
 

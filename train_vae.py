@@ -6,7 +6,9 @@
 Reads data/features/mfcc.npy and segments.csv (made by build_dataset.py) and writes
 results/models/vae.pth (state_dict, config, epoch, loss_history), results/losses/vae.csv
 and results/latents/vae.npy (the encoder mean of every segment, in segments.csv order).
-The training loop, train(), is shared with train_cvae.py so all four models train alike.
+The training loop, train(), is shared with train_cvae.py and train_vade.py so all models train alike.
+Each model is trained with N_MODEL_SEEDS seeds (SEED, SEED + 1, ...; --n-seeds): the first
+seed's run writes the files above, every other seed S writes vae_seed<S>.pth / .csv / .npy.
 Re-running with the same settings on the same features skips the finished model (--force retrains).
 """
 import argparse
@@ -21,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 import common
-from models import build_model
+from models import build_model, seeded_name
 
 # ----------------------------------------------------------------------------
 # model (report section 3.2.1)
@@ -33,6 +35,7 @@ BATCH_SIZE = 32  # segments per step; a last smaller batch is kept (even a batch
 LEARNING_RATE = 1e-4  # Adam
 EPOCHS = 10  # fixed, no early stopping, as in the report
 SEED = 42  # seeds weights, shuffling and the reparameterisation noise
+N_MODEL_SEEDS = 3  # runs per model with seeds SEED, SEED + 1, ...: the tables give their spread
 # ----------------------------------------------------------------------------
 # speed only: none of these changes what is computed
 NUM_THREADS = 0  # torch CPU threads; 0 keeps torch's default (one per physical core)
@@ -46,7 +49,7 @@ class TrainingStopped(common.PipelineError):
 def run_name(config):
     """A name that says what ran, e.g. vae_lat64_b32_lr1e-4_s42."""
     lr = f"{config['learning_rate']:.0e}".replace("e-0", "e-").replace("e+0", "e")
-    beta = f"_beta{config['beta']:g}" if config["model"] != "autoencoder" else ""
+    beta = f"_beta{config['beta']:g}" if config["model"] not in ("autoencoder", "pooled_ae") else ""
     cond = "_cond" if config["conditional"] else ""
     return (f"{config['model']}_lat{config['latent_dim']}{cond}{beta}"
             f"_b{config['batch_size']}_lr{lr}_s{config['seed']}")
@@ -116,9 +119,10 @@ def _state_on_cpu(model):
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_THREADS):
+def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_THREADS, out_name=None):
     """Train one model and write its checkpoint, loss CSV and latents; return the full config.
 
+    out_name: the file stem of the outputs (default model_name; train_seeds gives <model>_seed<S>).
     config holds the hyperparameters (latent_dim, embed_dim, beta, conditional, batch_size,
     learning_rate, epochs, seed); the data adds languages, n_languages and n_segments.
     Raises TrainingStopped (a PipelineError) if the loss stops being finite.
@@ -134,7 +138,8 @@ def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_TH
                   optimizer="adam", device=device.type)
     config["run_name"] = run_name(config)
     fingerprint = data_fingerprint(data_dir)
-    if not force and is_done(model_name, config, fingerprint, results_dir):
+    model_name, out_name = config["model"], out_name or model_name
+    if not force and is_done(out_name, config, fingerprint, results_dir):
         print(f"{config['run_name']}: already trained on these features, skipping (--force retrains)")
         return config
 
@@ -152,7 +157,7 @@ def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_TH
           f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}"
           + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else ""))
 
-    ckpt_path = common.model_path(results_dir, model_name)
+    ckpt_path = common.model_path(results_dir, out_name)
     history, good_state, stopped = [], None, None
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=shuffle).numpy()
@@ -175,21 +180,40 @@ def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_TH
               f"{n / seconds:.0f} segments/s")
 
     if history:
-        common.write_csv(common.losses_path(results_dir, model_name),
+        common.write_csv(common.losses_path(results_dir, out_name),
                          pd.DataFrame(history, columns=common.LOSS_COLUMNS))
         model.load_state_dict(good_state)  # after a NaN epoch the live weights are garbage
         latents = encode_all(model, mfcc, labels, device)
-        common.save_npy(common.latents_path(results_dir, model_name), latents.astype(np.float32))
+        common.save_npy(common.latents_path(results_dir, out_name), latents.astype(np.float32))
     if stopped is not None:
         kept = (f"kept the checkpoint of epoch {stopped - 1} in {ckpt_path} and its latents"
                 if history else "no epoch finished, nothing was written")
-        msg = (f"{model_name}: the loss became NaN or infinite in epoch {stopped}; training stopped, "
+        msg = (f"{out_name}: the loss became NaN or infinite in epoch {stopped}; training stopped, "
                f"{kept}. Check the features for NaN/inf or lower --lr.")
-        common.log_failure(data_dir, "train", model_name, str(common.mfcc_path(data_dir)), msg)
+        common.log_failure(data_dir, "train", out_name, str(common.mfcc_path(data_dir)), msg)
         raise TrainingStopped(msg)
-    print(f"{config['run_name']}: wrote {ckpt_path}, {common.losses_path(results_dir, model_name)}, "
-          f"{common.latents_path(results_dir, model_name)}")
+    print(f"{config['run_name']}: wrote {ckpt_path}, {common.losses_path(results_dir, out_name)}, "
+          f"{common.latents_path(results_dir, out_name)}")
     return config
+
+
+def model_seeds(seed, n_seeds):
+    """The seeds of one model's runs; the first is the one behind the plain file names."""
+    return [seed + i for i in range(n_seeds)]
+
+
+def train_seeds(model_name, config, data_dir, results_dir, n_seeds, force=False, threads=NUM_THREADS):
+    """train() once per seed (config["seed"], + 1, ...): <model> files for the first seed,
+    <model>_seed<S> for the others. A diverged seed does not cost the others; returns the
+    TrainingStopped messages (empty when every seed finished)."""
+    stopped = []
+    for s in model_seeds(config["seed"], n_seeds):
+        try:
+            train(model_name, dict(config, seed=s), data_dir, results_dir, force=force, threads=threads,
+                  out_name=seeded_name(model_name, s, config["seed"]))
+        except TrainingStopped as e:
+            stopped.append(str(e))
+    return stopped
 
 
 # ----------------------------------------------------------------------------
@@ -200,7 +224,10 @@ def add_training_args(parser):
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="segments per step")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the data")
-    parser.add_argument("--seed", type=int, default=SEED, help="seed for weights, order and noise")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="seed for weights, order and noise (of the first run; the others: + 1, ...)")
+    parser.add_argument("--n-seeds", type=int, default=N_MODEL_SEEDS,
+                        help="runs per model, seeds --seed, --seed + 1, ...")
     parser.add_argument("--threads", type=int, default=NUM_THREADS,
                         help="torch CPU threads (0: torch's default)")
     parser.add_argument("--force", action="store_true", help="retrain even if this run is already done")
@@ -208,7 +235,7 @@ def add_training_args(parser):
 
 
 def check_args(args):
-    for flag in ("latent_dim", "batch_size", "epochs"):
+    for flag in ("latent_dim", "batch_size", "epochs", "n_seeds"):
         if getattr(args, flag) < 1:
             raise common.PipelineError(f"--{flag.replace('_', '-')} must be at least 1")
     if not args.lr > 0:
@@ -225,8 +252,11 @@ def main(argv=None):
     parser.add_argument("--beta", type=float, default=BETA, help="KL weight")
     args = parser.parse_args(argv)
     check_args(args)
-    train("vae", dict(base_config(args), beta=args.beta, conditional=False, embed_dim=0),
-          args.data_dir, args.results_dir, force=args.force, threads=args.threads)
+    stopped = train_seeds("vae", dict(base_config(args), beta=args.beta, conditional=False, embed_dim=0),
+                          args.data_dir, args.results_dir, args.n_seeds, force=args.force,
+                          threads=args.threads)
+    if stopped:
+        raise TrainingStopped(" | ".join(stopped))
 
 
 if __name__ == "__main__":

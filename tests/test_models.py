@@ -26,7 +26,8 @@ def batch(b=3, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("name", ["vae", "cvae", "beta_vae", "autoencoder"])
+@pytest.mark.parametrize("name", ["vae", "cvae", "beta_vae", "autoencoder", "beta_vae_uncond",
+                                  "pooled_vae", "pooled_ae"])
 def test_shapes_every_model(name):
     torch.manual_seed(0)
     model = build_model(config(name))
@@ -36,12 +37,45 @@ def test_shapes_every_model(name):
         recon, mu, logvar = model(x, y)
         assert recon.shape == (3, 40, 430)
         assert mu.shape == (3, 64)
-        assert (logvar is None) == (name == "autoencoder")
+        assert (logvar is None) == (name in ("autoencoder", "pooled_ae"))
         if logvar is not None:
             assert logvar.shape == (3, 64)
     assert model.encode(x, y).shape == (3, 64)
     assert model.decode(torch.zeros(3, 64), y).shape == (3, 40, 430)
     assert model.uses_labels == (name in ("cvae", "beta_vae"))
+
+
+def test_beta_vae_uncond_needs_no_labels():
+    model = build_model(config("beta_vae_uncond", beta=4.0)).train()
+    assert not model.uses_labels and model.beta == 4.0 and not hasattr(model, "embed")
+    x, _ = batch(2)
+    recon, mu, logvar = model(x)  # no y at all
+    assert torch.isfinite(model.loss(recon, x, mu, logvar)[0])
+
+
+@pytest.mark.parametrize("name", ["pooled_vae", "pooled_ae"])
+def test_pooled_encoder_ignores_when(name):
+    """Circular padding + stride 1 + pooling over all frames: a circular shift of the frames gives
+    the same code, and any number of frames gives a code of the same size."""
+    torch.manual_seed(0)
+    model = build_model(config(name)).eval()
+    x, _ = batch(2)
+    with torch.inference_mode():
+        z = model.encode(x)
+        for shift in (1, 3, 50):
+            torch.testing.assert_close(model.encode(torch.roll(x, shift, dims=2)), z, rtol=1e-4, atol=1e-4)
+        assert model.encode(x[:, :, :200]).shape == z.shape == (2, 64)
+        # the report's flattening encoder does care where a sound is
+        vae = build_model(config("vae")).eval()
+        assert not torch.allclose(vae.encode(torch.roll(x, 3, dims=2)), vae.encode(x), atol=1e-3)
+
+
+def test_seeded_names():
+    assert models.seeded_name("vae", 42, 42) == "vae" and models.seeded_name("vae", 43, 42) == "vae_seed43"
+    assert models.split_seeded("pooled_ae_seed44") == ("pooled_ae", 44)
+    assert models.split_seeded("vade_fg_bow") == ("vade_fg_bow", None)
+    assert models.train_command("beta_vae_uncond_seed43") == "python train_cvae.py --model beta_vae_uncond"
+    assert models.train_command("vade_fg_bow") == "python train_vade.py --features fg_bow"
 
 
 def test_report_architecture():
@@ -100,7 +134,7 @@ def test_kl_zero_at_prior():
     assert kl_divergence(torch.ones(5, 64), torch.zeros(5, 64)).item() > 0
 
 
-@pytest.mark.parametrize("name", ["vae", "cvae", "autoencoder"])
+@pytest.mark.parametrize("name", ["vae", "cvae", "autoencoder", "pooled_ae"])
 def test_steps_lower_loss(name):
     torch.manual_seed(0)
     model = build_model(config(name)).train()

@@ -31,8 +31,9 @@ def make_features(data_dir, n, shape=(40, 430), nan=False):
     return data_dir
 
 
-def args(data_dir, results_dir, *extra, epochs=1):
-    return ["--data-dir", str(data_dir), "--results-dir", str(results_dir), "--epochs", str(epochs), *extra]
+def args(data_dir, results_dir, *extra, epochs=1, n_seeds=1):
+    return ["--data-dir", str(data_dir), "--results-dir", str(results_dir), "--epochs", str(epochs),
+            "--n-seeds", str(n_seeds), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,12 @@ def test_same_seed_same_latents(data6, tmp_path):
 def test_cvae_all(data6, tmp_path):
     res = tmp_path / "results"
     train_cvae.main(args(data6, res))
+    assert train_cvae.MODELS_HERE[:3] == ["cvae", "beta_vae", "autoencoder"]
+    for name in train_cvae.MODELS_HERE:
+        assert common.latents_path(res, name).exists(), name
+    model, ckpt = load_checkpoint(common.model_path(res, "beta_vae_uncond"))
+    assert not model.uses_labels and ckpt["config"]["beta"] == 4.0 and ckpt["config"]["conditional"] is False
+    assert type(load_checkpoint(common.model_path(res, "pooled_ae"))[0]).__name__ == "PooledAE"
     for name, beta, cond in (("cvae", 1.0, True), ("beta_vae", 4.0, True), ("autoencoder", 0.0, False)):
         model, ckpt = load_checkpoint(common.model_path(res, name))
         assert (ckpt["config"]["beta"], ckpt["config"]["conditional"], model.uses_labels) == (beta, cond, cond)
@@ -153,3 +160,41 @@ def test_misshaped_features(tmp_path):
     data = make_features(tmp_path / "data", 4, shape=(20, 430))
     with pytest.raises(common.PipelineError, match="build_dataset.py"):
         train_vae.main(args(data, tmp_path / "results"))
+
+
+def test_model_seeds_and_their_spread(data6, tmp_path, capsys):
+    """N seeds: <model>.* for the first (the contract), <model>_seed<S>.* for the others; the
+    analysis clusters each, keeps per-seed rows with model_seed, and the report gives the spread."""
+    import analyze_advanced
+    import metrics
+    res = tmp_path / "results"
+    assert train_vae.N_MODEL_SEEDS == 3
+    train_vae.main(args(data6, res, "--seed", "5", n_seeds=3))
+    names = ["vae", "vae_seed6", "vae_seed7"]
+    for n in names:
+        for p in (common.model_path(res, n), common.losses_path(res, n), common.latents_path(res, n)):
+            assert p.exists(), p
+    z = [np.load(common.latents_path(res, n)) for n in names]
+    assert not np.allclose(z[0], z[1])
+    assert [load_checkpoint(common.model_path(res, n))[1]["config"]["seed"] for n in names] == [5, 6, 7]
+    # the seed-5 run is the one a single-seed run with --seed 5 writes
+    train_vae.main(args(data6, tmp_path / "one", "--seed", "5"))
+    assert np.array_equal(np.load(common.latents_path(tmp_path / "one", "vae")), z[0])
+    assert metrics.discover_models(res)[:4] == common.MODEL_NAMES and "vae_seed6" not in metrics.discover_models(res)
+
+    analyze_advanced.analyze(data6, res, seed=3, models=["vae"])
+    mdir = common.metrics_dir(res)
+    adv = pd.read_csv(mdir / "advanced_metrics.csv")
+    assert list(adv.columns) == common.METRIC_COLUMNS  # the contract file: first seed only
+    seeds = pd.read_csv(mdir / metrics.MODEL_SEEDS_FILE)
+    assert sorted(seeds["model_seed"].unique()) == [5, 6, 7]
+    assert len(seeds) == 3 * metrics.N_KMEANS_SEEDS and set(seeds["method"]) == {"vae"}
+    for n in ("vae_seed6", "vae_seed7"):
+        assert set(pd.read_csv(common.clusters_path(res, n))["seed"]) == set(metrics.kmeans_seeds(3))
+    s = metrics.summarize(metrics.read_metrics(res)).set_index("method").loc["vae"]
+    assert s["n_seeds"] == 15 and s["n_model_seeds"] == 3
+    assert np.isclose(s["acc_mean"], seeds["acc"].mean())
+    assert np.isclose(s["acc_model_std"], seeds.groupby("model_seed")["acc"].mean().std(ddof=1))
+    text = (res / "REPORT.md").read_text()
+    assert "### Spread over model seeds" in text
+    assert f"| {metrics.method_title('vae')} | 3 | {s['acc_mean']:.4f} ± {s['acc_std']:.4f} |" in text
