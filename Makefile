@@ -19,6 +19,8 @@ demo: setup
 	$(PY) build_features.py
 	$(PY) train_vae.py
 	$(PY) train_cvae.py --model all
+	$(PY) train_vade.py
+	$(PY) train_vade.py --features fg_vtln_bow
 	$(PY) analyze_vae.py
 	$(PY) analyze_advanced.py
 	$(PY) analyze_hybrid.py
