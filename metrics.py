@@ -63,6 +63,8 @@ METHOD_TITLES = {
 # models that give their own clusters (train_vade.py writes their metrics): K-Means skips them
 OWN_CLUSTERS_PREFIX = "vade"
 MODEL_SEEDS_FILE = "model_seeds_metrics.csv"  # every model seed's rows, with model_seed (analyze_advanced.py)
+# results/metrics/ files that hold no metrics rows (analyze_language.py's): read_metrics skips them
+NOT_METRICS_FILES = {"language_probes.csv", "confounds.csv"}
 
 
 def method_title(method):
@@ -72,6 +74,11 @@ def method_title(method):
         return f"VaDE on {method[len('vade_'):]}, clusters from q(c|x)"
     if method.startswith("hybrid_"):
         return f"Multi-Modal ({method[len('hybrid_'):]}+Text+Artist)"
+    # analyze_language.py's methods: <set>_kmeans, <set>_merge
+    if method.endswith("_kmeans"):
+        return f"{method[:-len('_kmeans')]} + K-Means"
+    if method.endswith("_merge"):
+        return f"{method[:-len('_merge')]}: singer clusters merged per language"
     return f"{method} + K-Means"
 
 
@@ -376,7 +383,7 @@ def read_metrics(results_dir):
     if not d.exists():
         return None
     files = [d / f for f in METRICS_FILES if (d / f).exists()]
-    files += sorted(p for p in d.glob("*.csv") if p.name not in METRICS_FILES)
+    files += sorted(p for p in d.glob("*.csv") if p.name not in METRICS_FILES and p.name not in NOT_METRICS_FILES)
     by_method = {}
     for f in files:
         df = pd.read_csv(f)

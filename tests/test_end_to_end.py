@@ -25,9 +25,14 @@ def chain(tmp_path_factory):
     dirs = ["--data-dir", str(root / "data"), "--results-dir", str(root / "results")]
     # 6 songs of 60 to 120 s: about 15 segments, both languages, a few minutes of CPU at most
     run("build_dataset.py", "--source", "demo", "--songs", "6", "--workers", "2", *dirs)
-    run("train_vae.py", "--epochs", "1", *dirs)
-    run("train_cvae.py", "--model", "all", "--epochs", "1", *dirs)
-    for script in ("analyze_vae.py", "analyze_advanced.py", "analyze_hybrid.py"):
+    # the order of `make demo`, with small settings: two VAE seeds carry the model-seed path through
+    run("build_features.py", "--workers", "2", "--codebook-size", "16", "--bigram-codebook-size", "8", *dirs)
+    run("train_vae.py", "--epochs", "1", "--n-seeds", "2", *dirs)
+    run("train_cvae.py", "--model", "all", "--epochs", "1", "--n-seeds", "1", *dirs)
+    vade = ["--pretrain-epochs", "1", "--epochs", "1", "--runs", "2"]
+    run("train_vade.py", *vade, *dirs)
+    run("train_vade.py", "--features", "fg_vtln_bow", *vade, *dirs)
+    for script in ("analyze_vae.py", "analyze_advanced.py", "analyze_hybrid.py", "analyze_language.py"):
         run(script, *dirs)
     return root / "data", root / "results"
 
@@ -58,6 +63,13 @@ def test_every_contract_file_exists(chain):
         for method in df.method.unique():
             assert common.clusters_path(results, method).exists(), method
     assert len(list(common.figures_dir(results).glob("*.png"))) >= 25
+    # issue 5's files: feature sets, the other model seed, VaDE's runs, the language analysis
+    assert np.load(common.features_dir(data) / "fg_vtln_bow.npy").shape[0] == len(segments)
+    assert common.latents_path(results, "vae_seed43").exists()
+    vade = pd.read_csv(common.metrics_dir(results) / "vade_metrics.csv")
+    assert sorted(vade.method.unique()) == ["vade", "vade_fg_vtln_bow"] and len(vade) == 4
+    for name in ["model_seeds_metrics.csv", "language_metrics.csv", "language_probes.csv", "confounds.csv"]:
+        assert (common.metrics_dir(results) / name).exists(), name
 
 
 def test_report_has_the_seven_rows_of_the_report(chain):
@@ -67,6 +79,10 @@ def test_report_has_the_seven_rows_of_the_report(chain):
                 "CVAE + K-Means", "Beta-VAE + K-Means", "Multi-Modal (CVAE+Text+Artist)"]:
         assert f"| {row}" in report, row
     assert "Majority-class rate" in report
+    for row in ["Beta-VAE (no label) + K-Means", "VaDE, clusters from q(c|x)", "VaDE on fg_vtln_bow",
+                "fg_vtln_bow: singer clusters merged per language", "report_mfcc + K-Means"]:
+        assert f"| {row}" in report, row
+    assert "## Finding the language" in report and "### Spread over model seeds" in report
     # every embedded figure exists
     for line in report.splitlines():
         if line.startswith("!["):

@@ -208,8 +208,12 @@ def test_analyze_language_writes_every_file(tmp_path):
     common.save_npy(common.features_dir(data) / "fg_bow.npy", (singer + 0.1 * rng.standard_normal((n, 5))).astype(np.float32))
     songs = pd.DataFrame({"song_id": seg["song_id"].unique(), "language": "x", "style": ["rock", "pop"] * 8})
     common.write_csv(common.songs_path(data), songs)
-    rows = analyze_language.analyze(data, results, seed=1)
     mdir = common.metrics_dir(results)
+    # a report method's rows from an earlier stage, for the report's comparison
+    common.write_csv(mdir / "advanced_metrics.csv", pd.DataFrame(
+        [{"method": "pca_kmeans", "features": "pca", "uses_labels": False, "silhouette": 0.1, "nmi": 0.0,
+          "ari": 0.0, "purity": 0.5, "acc": a, "n_segments": len(seg), "seed": s} for s, a in [(1, 0.5), (2, 0.6)]]))
+    rows = analyze_language.analyze(data, results, seed=1)
     m = pd.read_csv(mdir / analyze_language.METRICS_FILE)
     assert set(common.METRIC_COLUMNS + analyze_language.EXTRA_COLUMNS) <= set(m.columns)
     assert set(m["method"]) == {"report_mfcc_kmeans", "fg_bow_kmeans", "fg_vtln_bow_kmeans", "fg_vtln_bow_merge"}
@@ -226,3 +230,15 @@ def test_analyze_language_writes_every_file(tmp_path):
     assert probes["features"].tolist() == ["report_mfcc", "fg_bow", "fg_vtln_bow"]
     merged = m[m["method"] == "fg_vtln_bow_merge"]
     assert merged["acc"].min() == 1.0 and merged["features"].str.contains("clusters of fg_bow").all()
+
+    # REPORT.md's section is computed from these files: the best method, its ceiling, the comparison
+    text = (results / "REPORT.md").read_text()
+    section = text[text.index("## Finding the language"):text.index("## What was fixed")]
+    assert "Best label-free, audio-only method by `Acc`: fg_vtln_bow + K-Means** (`fg_vtln_bow_kmeans`): " \
+           "Acc 1.0000" in section
+    assert "on `fg_vtln_bow`, the representation it decides in): 1.0000 with folds grouped by song, " \
+           "**1.0000 grouped by artist**" in section
+    assert "PCA + K-Means (Acc 0.5500 ± 0.0707): the best label-free method is ahead by 0.4500, more than " \
+           "its own seed spread (0.0000)" in section
+    assert "It reaches the aim of Acc >= 0.70" in section and "language 1.00" in section
+    assert section.count("| `") == len(probes)  # one probe row per representation
