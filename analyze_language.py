@@ -22,7 +22,9 @@ probe_acc_artist, song_acc, song_nmi, uses_metadata), results/metrics/language_p
 results/clusters/<method>.csv (segment_id, seed, cluster), results/metrics/confounds.csv (NMI of
 every method's clusters, this script's and any other results/clusters/*.csv, against the
 artist, the segment's position in its song, the VTLN warp and every extra songs.csv column) and
-results/figures/confounds_heatmap.png. Nothing but the scores and the probe reads the labels.
+results/figures/confounds_heatmap.png; figures: language_probes.png (every set's probe), the
+per-method t-SNE, composition and confusion figures of the best method and of report_mfcc_kmeans,
+and methods_comparison.png redrawn with these rows. Nothing but the scores and the probe reads the labels.
 """
 import argparse
 import time
@@ -51,6 +53,7 @@ METRICS_FILE = "language_metrics.csv"  # in results/metrics/
 PROBES_FILE = "language_probes.csv"  # in results/metrics/: one row per feature set
 CONFOUNDS_FILE = "confounds.csv"  # in results/metrics/: one row per method
 HEATMAP_FILE = "confounds_heatmap.png"  # in results/figures/
+PROBES_FIGURE = "language_probes.png"  # in results/figures/
 EXTRA_COLUMNS = ["probe_acc", "probe_acc_artist", "song_acc", "song_nmi", "uses_metadata"]
 
 SOURCE_WORDS = {"mix": "the mix", "fg": "the REPET-SIM vocal foreground", "bg": "the REPET-SIM background"}
@@ -196,11 +199,13 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
 
     mdir = common.metrics_dir(results_dir)
     all_rows, probes, assignments_by_method, views = [], {}, {}, {}
+    decided_in = {}  # method -> (name of the view its clusters were decided in, description)
 
-    def record(method, rows, assignments, probe, t):
+    def record(method, rows, assignments, probe, t, view):
         rows = with_song_scores(rows, assignments, segments, probe)
         all_rows.append(rows)
         assignments_by_method[method] = assignments
+        decided_in[method] = (view, rows["features"].iloc[0])
         common.write_csv(common.clusters_path(results_dir, method),
                          metrics.clusters_frame(segments["segment_id"], assignments))
         # rewritten after every method: an interrupted run keeps what it finished
@@ -224,7 +229,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
         method = f"{name}_kmeans"
         rows, assignments = metrics.cluster_and_score(z, labels, method, f"{desc}, standardized, PCA {z.shape[1]}",
                                                       False, seed)
-        record(method, rows, assignments, probes[name], t)
+        record(method, rows, assignments, probes[name], t, name)
 
     for over, profile in MERGES:  # many clusters first, then one per language
         if over not in views or profile not in views:
@@ -233,7 +238,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
         desc = (f"{{k_over}} K-Means clusters of {over} (standardized, PCA), merged by their mean "
                 f"{profile} (standardized, PCA)")
         rows, assignments = merge_rows(views[over], views[profile], segments, f"{profile}_merge", desc, seed)
-        record(f"{profile}_merge", rows, assignments, probes[profile], t)
+        record(f"{profile}_merge", rows, assignments, probes[profile], t, profile)
     if not all_rows:
         raise PipelineError(f"no feature set to analyze in {common.features_dir(data_dir)}")
 
@@ -261,7 +266,19 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
     top = heat.loc[best].drop("language").sort_values(ascending=False)
     print(f"what {best}'s clusters follow besides language (NMI): "
           + ", ".join(f"{c} {v:.2f}" for c, v in top.head(4).items()))
-    print(f"metrics: {mdir / METRICS_FILE}, {mdir / PROBES_FILE}, {mdir / CONFOUNDS_FILE}; figure: {fig} "
+    # figures: the probes, then the best method beside the report's representation
+    import plots
+    majority = metrics.majority_rate(labels)
+    figs = [fig, plots.probes_chart(pd.DataFrame(list(probes.values())),
+                                    common.figures_dir(results_dir) / PROBES_FIGURE, majority)]
+    for method in dict.fromkeys([best, f"{REPORT_SET}_kmeans"]):
+        if method in decided_in:
+            view, desc = decided_in[method]
+            figs += plots.method_figures(method, views[view], desc, segments, assignments_by_method[method],
+                                         seed, results_dir)
+    figs.append(plots.comparison_from_results(results_dir, majority))
+    print(f"metrics: {mdir / METRICS_FILE}, {mdir / PROBES_FILE}, {mdir / CONFOUNDS_FILE}; "
+          f"{sum(f is not None for f in figs)} figures in {common.figures_dir(results_dir)} "
           f"({time.time() - t0:.0f} s)")
     try:  # keep results/REPORT.md current, as every analysis stage does
         import report

@@ -345,3 +345,26 @@ def comparison_from_results(results_dir, majority=None):
     return comparison(metrics.summarize(rows), common.figures_dir(results_dir) / "methods_comparison.png",
                       majority, title=f"Every method on every metric "
                                       f"(K-Means k = number of languages, {rows['seed'].nunique()} seeds)")
+
+
+# ----------------------------------------------------------------------------
+# how much language each representation carries (analyze_language.py)
+def probes_chart(probes, path, majority=None):
+    """Grouped horizontal bars: the probe's accuracy with folds grouped by song and by artist."""
+    probes = probes.sort_values("probe_acc_artist").reset_index(drop=True)
+    y = np.arange(len(probes))
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(probes) + 1.8))
+    ax.barh(y + 0.2, probes["probe_acc"], height=0.4, color="tab:gray", label="folds grouped by song")
+    ax.barh(y - 0.2, probes["probe_acc_artist"], height=0.4, color="tab:blue",
+            label="folds grouped by artist (no singer on both sides)")
+    if majority is not None:
+        ax.axvline(majority, color="red", ls="--", lw=1, label=f"majority-class rate {majority:.2f}")
+    ax.set_yticks(y, probes["features"])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy of a supervised probe (standardize + logistic regression)")
+    ax.set_ylabel("representation")
+    ax.set_title("How much language each representation carries: the ceiling for label-free clustering")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

@@ -247,8 +247,9 @@ def _language_section(rows, results_dir):
         for _, p in probe_df.sort_values("probe_acc_artist", ascending=False).iterrows():
             lines.append(f"| `{p['features']}`: {p['description']} | {int(p['dim'])} | "
                          f"{p['probe_acc']:.4f} | {p['probe_acc_artist']:.4f} |")
-        lines += ["", "The confound heat-map (`figures/confounds_heatmap.png`, under Figures) gives every "
-                  "method's NMI against each attribute.", ""]
+        lines += ["", "The same as a chart: `figures/language_probes.png`; the confound heat-map "
+                  "(`figures/confounds_heatmap.png`) gives every method's NMI against each attribute. Both "
+                  "are under Figures.", ""]
     return lines
 
 
@@ -302,6 +303,8 @@ def _figures_section(results_dir, methods):
     lines.append("")
     for name, cap in [("methods_comparison.png", "Every method on every metric (mean ± std over seeds)"),
                       ("all_losses.png", "Training losses of every model"),
+                      ("language_probes.png", "How much language each representation carries: the "
+                                              "supervised probe, folds grouped by song and by artist"),
                       ("confounds_heatmap.png", "What each method's clusters follow: NMI against every "
                                                 "segment attribute")]:
         if name in pngs:

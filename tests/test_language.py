@@ -225,7 +225,10 @@ def test_analyze_language_writes_every_file(tmp_path):
     conf = pd.read_csv(mdir / analyze_language.CONFOUNDS_FILE)
     assert {"method", "language", "artist", "artist_within_language", "position", "style"} <= set(conf.columns)
     assert conf.set_index("method").loc["fg_vtln_bow_kmeans", "language"] == pytest.approx(1.0)
-    assert (common.figures_dir(results) / analyze_language.HEATMAP_FILE).stat().st_size > 0
+    figs = common.figures_dir(results)
+    for name in [analyze_language.HEATMAP_FILE, analyze_language.PROBES_FIGURE, "methods_comparison.png",
+                 "fg_vtln_bow_kmeans_tsne_language.png", "report_mfcc_kmeans_confusion.png"]:
+        assert (figs / name).stat().st_size > 0, name
     probes = pd.read_csv(mdir / analyze_language.PROBES_FILE)
     assert probes["features"].tolist() == ["report_mfcc", "fg_bow", "fg_vtln_bow"]
     merged = m[m["method"] == "fg_vtln_bow_merge"]
