@@ -201,6 +201,11 @@ def _language_section(rows, results_dir):
         spread += f"; std over its {int(best['n_model_seeds'])} model seeds {best['acc_model_std']:.4f}"
     lines.append(f"- **Best label-free, audio-only method by `Acc`: {metrics.method_title(best['method'])}** "
                  f"(`{best['method']}`): Acc {best['acc_mean']:.4f} ({spread}), NMI {best['nmi_mean']:.4f}.")
+    if len(summary) > 1:
+        second = summary.iloc[1]
+        lines.append(f"- It was picked by `Acc`, which reads the labels, among {len(summary)} label-free methods, "
+                     f"so its score is the best of many and flatters it a little; the runner-up is "
+                     f"{metrics.method_title(second['method'])} (Acc {_fmt(second['acc_mean'], second['acc_std'])}).")
     src = _input_set(best["method"], probes)
     if src is not None:
         p = probes[src]
