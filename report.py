@@ -31,6 +31,7 @@ ANALYSIS_SCRIPTS = ["analyze_vae.py", "analyze_advanced.py", "analyze_hybrid.py"
 PROBES_FILE, CONFOUNDS_FILE = "language_probes.csv", "confounds.csv"
 REPORT_INPUT = "report_mfcc"  # analyze_language.py's name for the report's representation
 TARGET_ACC = 0.70  # issue 5's aim for the best label-free, audio-only clustering
+REPORT_SEGMENTS = 4954  # the size of the report's dataset
 # figure captions by file-name suffix (see plots.py)
 FIGURE_KINDS = {
     "_tsne_language": "t-SNE of the clustered features, coloured by true language",
@@ -80,6 +81,11 @@ def _dataset_section(data_dir):
         lines.append(f"| {lang} | {acquired} | {s['song_id'].nunique()} | {len(s)} | {len(s) / len(seg):.4f} |")
     total_songs = len(songs) if songs is not None else "n/a"
     lines.append(f"| **all** | {total_songs} | {seg['song_id'].nunique()} | {len(seg)} | 1.0000 |")
+    demo = songs is not None and "source" in songs and songs["source"].astype(str).str.contains("demo_source").any()
+    lines += ["", f"The report's table came from {REPORT_SEGMENTS:,} segments of 636 songs; this one from "
+                  f"{len(seg):,}" + (" (the offline demo corpus's default size is smaller, so that `make demo` "
+                                     "runs in minutes: `build_dataset.py --source demo --songs N` makes it larger)"
+                                     if demo and len(seg) < REPORT_SEGMENTS else "") + "."]
     rate = metrics.majority_rate(seg["language"]) if len(seg) else float("nan")
     majority = seg["language"].value_counts().idxmax() if len(seg) else "n/a"
     lines += ["",
