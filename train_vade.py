@@ -26,7 +26,6 @@ import argparse
 import copy
 import hashlib
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -36,7 +35,7 @@ from sklearn.mixture import GaussianMixture
 import common
 import metrics
 from models import VADE_LATENT_DIM, build_model, seeded_name
-from train_vae import NUM_THREADS, TrainingStopped, encode_all, run_epoch
+from train_vae import NUM_THREADS, TrainingStopped, encode_all, shuffled_epoch
 
 # ----------------------------------------------------------------------------
 # input
@@ -117,13 +116,9 @@ def init_mixture(model, codes, seed):
 
 def _phase(model, opt, x, labels, epochs, config, device, shuffle, history, tag, ckpt):
     """Train `epochs` epochs, appending to history; stops on a non-finite loss."""
-    n = len(x)
     for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=shuffle).numpy()
-        t0 = time.perf_counter()
-        sums, has_kl = run_epoch(model, opt, x, labels, perm, config["batch_size"], device,
-                                 desc=f"{config['run_name']} {tag} {epoch}/{epochs}")
-        loss, rec, kl = (sums / n).tolist()
+        loss, rec, kl, has_kl, seconds = shuffled_epoch(model, opt, x, labels, shuffle, config["batch_size"],
+                                                        device, desc=f"{config['run_name']} {tag} {epoch}/{epochs}")
         if not all(math.isfinite(v) for v in (loss, rec, kl)):
             raise TrainingStopped(f"{config['run_name']}: the loss became NaN or infinite in {tag} epoch "
                                   f"{epoch}; lower --lr. The checkpoint of the last good epoch is kept.")
@@ -131,7 +126,7 @@ def _phase(model, opt, x, labels, epochs, config, device, shuffle, history, tag,
         ckpt(len(history))
         kl_txt = f"  kl {kl:.2f}" if has_kl else ""
         print(f"{config['run_name']} {tag} epoch {epoch}/{epochs}: loss {loss:.2f}  recon {rec:.2f}"
-              f"{kl_txt}  {n / (time.perf_counter() - t0):.0f} segments/s")
+              f"{kl_txt}  {len(x) / seconds:.0f} segments/s")
 
 
 def train_run(x, segments, input_dim, fingerprint, config, out_name, data_dir, results_dir, force, threads):

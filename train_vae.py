@@ -102,6 +102,16 @@ def run_epoch(model, opt, mfcc, labels, perm, batch_size, device, desc="train"):
     return sums, has_kl
 
 
+def shuffled_epoch(model, opt, x, labels, shuffle, batch_size, device, desc):
+    """run_epoch over a fresh permutation drawn from the generator `shuffle`; returns the means
+    (loss, recon, kl), has_kl and the seconds it took. A NaN or inf is returned, not raised."""
+    perm = torch.randperm(len(x), generator=shuffle).numpy()
+    t0 = time.perf_counter()
+    sums, has_kl = run_epoch(model, opt, x, labels, perm, batch_size, device, desc=desc)
+    loss, rec, kl = (sums / len(x)).tolist()
+    return loss, rec, kl, has_kl, time.perf_counter() - t0
+
+
 @torch.inference_mode()
 def encode_all(model, mfcc, labels, device, batch_size=ENCODE_BATCH):
     """The encoder mean (eval mode) of every segment, float32 (N, latent_dim), in file order."""
@@ -160,12 +170,8 @@ def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_TH
     ckpt_path = common.model_path(results_dir, out_name)
     history, good_state, stopped = [], None, None
     for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=shuffle).numpy()
-        t0 = time.perf_counter()
-        sums, has_kl = run_epoch(model, opt, mfcc, labels, perm, config["batch_size"], device,
-                                 desc=f"{model_name} {epoch}/{epochs}")
-        loss, rec, kl = (sums / n).tolist()
-        seconds = time.perf_counter() - t0
+        loss, rec, kl, has_kl, seconds = shuffled_epoch(model, opt, mfcc, labels, shuffle, config["batch_size"],
+                                                        device, desc=f"{model_name} {epoch}/{epochs}")
         if not all(math.isfinite(v) for v in (loss, rec, kl)):
             stopped = epoch
             break
