@@ -15,7 +15,10 @@ import build_dataset as bd
 import common
 from conftest import ROOT, synth_song
 
-SEED_SONGS = Path("/work/shared/data/seed_songs.csv")
+# the report's song list: in ../shared beside the checkout (as CI lays it out), else this machine's copy
+SEED_SONGS = next((p for p in (ROOT.parent / "shared" / "data" / "seed_songs.csv",
+                               Path("/work/shared/data/seed_songs.csv")) if p.exists()),
+                  ROOT.parent / "shared" / "data" / "seed_songs.csv")
 SR = common.SAMPLE_RATE
 
 
