@@ -154,7 +154,8 @@ def main():
 
         if not args.no_e2e:
             name = "vae" if "vae" in args.models else args.models[0]
-            cfg = {k: v for k, v in model_config(name).items() if k not in ("model", "n_languages", "n_clusters", "input_dim")}
+            cfg = {k: v for k, v in model_config(name).items()
+                   if k not in ("model", "n_languages", "n_clusters", "input_dim")}
             t = time.perf_counter()
             with open(os.devnull, "w") as quiet:  # train() prints its own epoch lines
                 stdout, sys.stdout = sys.stdout, quiet

@@ -243,5 +243,5 @@ def test_analyze_language_writes_every_file(tmp_path):
            "**1.0000 grouped by artist**" in section
     assert "PCA + K-Means (Acc 0.5500 ± 0.0707): the best label-free method is ahead by 0.4500, more than " \
            "its own seed spread (0.0000)" in section
-    assert "It reaches the aim of Acc >= 0.70" in section and "language 1.00" in section
+    assert "Acc >= 0.70 (`TARGET_ACC` in `report.py`): reached." in section and "language 1.00" in section
     assert section.count("| `") == len(probes)  # one probe row per representation
