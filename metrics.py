@@ -70,8 +70,9 @@ NOT_METRICS_FILES = {"language_probes.csv", "confounds.csv"}
 def method_title(method):
     if method in METHOD_TITLES:
         return METHOD_TITLES[method]
-    if method.startswith("vade_"):
-        return f"VaDE on {method[len('vade_'):]}, clusters from q(c|x)"
+    from models import vade_features
+    if vade_features(method) is not None:  # "vade" itself is in METHOD_TITLES
+        return f"VaDE on {vade_features(method)}, clusters from q(c|x)"
     if method.startswith("hybrid_"):
         return f"Multi-Modal ({method[len('hybrid_'):]}+Text+Artist)"
     # analyze_language.py's methods: <set>_kmeans, <set>_merge
@@ -383,7 +384,7 @@ def read_metrics(results_dir):
     if not d.exists():
         return None
     files = [d / f for f in METRICS_FILES if (d / f).exists()]
-    files += sorted(p for p in d.glob("*.csv") if p.name not in METRICS_FILES and p.name not in NOT_METRICS_FILES)
+    files += sorted(p for p in d.glob("*.csv") if p.name not in set(METRICS_FILES) | NOT_METRICS_FILES)
     by_method = {}
     for f in files:
         df = pd.read_csv(f)

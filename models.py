@@ -392,6 +392,18 @@ def seeded_name(model, seed, first_seed):
     return model if seed == first_seed else f"{model}_seed{seed}"
 
 
+def vade_name(features):
+    """VaDE's file stem and method name for an input: vade (the report's MFCC) or vade_<features>."""
+    return "vade" if features == "mfcc" else f"vade_{features}"
+
+
+def vade_features(name):
+    """The input of a VaDE method name ('vade' -> 'mfcc', 'vade_fg_bow' -> 'fg_bow'); None otherwise."""
+    if name == "vade":
+        return "mfcc"
+    return name[len("vade_"):] if name.startswith("vade_") else None
+
+
 def split_seeded(name):
     """'vae_seed43' -> ('vae', 43); 'vae' -> ('vae', None)."""
     m = SEED_SUFFIX.match(name)
@@ -423,9 +435,8 @@ def train_command(name):
     name = split_seeded(name)[0]
     if name == "vae":
         return "python train_vae.py"
-    if name.startswith("vade"):
-        feats = name[len("vade_"):] or "mfcc"
-        return f"python train_vade.py --features {feats}"
+    if vade_features(name) is not None:
+        return f"python train_vade.py --features {vade_features(name)}"
     return f"python train_cvae.py --model {name}"
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import common
 import diagnostics
 import metrics
+from models import vade_features
 
 # ----------------------------------------------------------------------------
 REPORT_NAME = "REPORT.md"  # written into --results-dir
@@ -173,8 +174,8 @@ def _input_set(method, probes):
     for suffix in ("_kmeans", "_merge"):
         if method.endswith(suffix) and method[: -len(suffix)] in probes:
             return method[: -len(suffix)]
-    if method.startswith("vade_") and method[len("vade_"):] in probes:
-        return method[len("vade_"):]
+    if vade_features(method) in probes:
+        return vade_features(method)
     return REPORT_INPUT if REPORT_INPUT in probes else None
 
 
@@ -356,10 +357,10 @@ def _commands_section(data_dir, results_dir):
              f"python build_features.py --data-dir {shlex.quote(str(data_dir))}",
              f"python train_vae.py{d}", f"python train_cvae.py --model all{d}"]
     vade = _read_optional(common.metrics_dir(results_dir) / "vade_metrics.csv")
-    vade_features = list(dict.fromkeys(vade["method"])) if vade is not None else ["vade"]
-    for m in vade_features:  # the VaDE runs behind the table, each feature set once
-        feats = m[len("vade_"):] if m.startswith("vade_") else ""
-        lines.append(f"python train_vade.py{d}" + (f" --features {shlex.quote(feats)}" if feats else ""))
+    vade_methods = list(dict.fromkeys(vade["method"])) if vade is not None else ["vade"]
+    for m in vade_methods:  # the VaDE runs behind the table, each feature set once
+        feats = vade_features(m)
+        lines.append(f"python train_vade.py{d}" + (f" --features {shlex.quote(feats)}" if feats != "mfcc" else ""))
     recorded = []
     for script in ANALYSIS_SCRIPTS:
         p = commands_dir(results_dir) / f"{Path(script).stem}.txt"

@@ -34,7 +34,7 @@ from sklearn.mixture import GaussianMixture
 
 import common
 import metrics
-from models import VADE_LATENT_DIM, build_model, seeded_name
+from models import VADE_LATENT_DIM, build_model, seeded_name, vade_name
 from train_vae import NUM_THREADS, TrainingStopped, encode_all, shuffled_epoch
 
 # ----------------------------------------------------------------------------
@@ -56,10 +56,6 @@ VADE_RUNS = 3  # runs, all kept and scored (mean and std in the tables)
 COLLAPSE_SHARE = 0.9  # a run is collapsed when one component takes more than this share
 METRICS_FILE = "vade_metrics.csv"  # in results/metrics/
 EXTRA_COLUMNS = ["model_seed", "collapsed", "elbo"]  # after METRIC_COLUMNS
-
-
-def method_name(features):
-    return "vade" if features == "mfcc" else f"vade_{features}"
 
 
 def load_input(data_dir, features):
@@ -204,7 +200,7 @@ def main(argv=None):
     x, segments, input_dim, fingerprint = load_input(args.data_dir, args.features)
     languages = metrics.require_two_languages(segments, common.segments_path(args.data_dir))
     k = len(languages)  # one component per language: the count, never the labels
-    method = method_name(args.features)
+    method = vade_name(args.features)
     base = {"model": "vade", "features": args.features, "n_clusters": k, "input_dim": input_dim,
             "latent_dim": args.latent_dim, "batch_size": args.batch_size,
             "pretrain_epochs": args.pretrain_epochs, "pretrain_lr": args.pretrain_lr,
