@@ -1,6 +1,6 @@
 """Every trained model's latents and two baselines, clustered and compared; then REPORT.md.
 
-    python analyze_advanced.py [--data-dir data] [--results-dir results] [--seed 42]
+    python analyze_advanced.py [--data-dir data] [--results-dir results] [--seed 42] [--n-clusters K]
 
 Methods: pca_kmeans (PCA to 64 dims of the flattened MFCC, then K-Means), mfcc_kmeans (K-Means
 on all 17,200 MFCC values of a segment), and K-Means on results/latents/<model>.npy for vae,
@@ -12,7 +12,9 @@ A model trained with several seeds (<model>_seed<S>.npy beside <model>.npy) is c
 model seed: advanced_metrics.csv keeps the first seed's rows (the contract), results/metrics/
 model_seeds_metrics.csv every seed's with a model_seed column (the table's mean ± std is over those),
 clusters/<model>_seed<S>.csv the other seeds' assignments; figures are drawn for the first seed.
-VaDE (train_vade.py) gives its own clusters and is not K-Means'd here.
+VaDE (train_vade.py) gives its own clusters and is not K-Means'd here. Labels are optional: every
+segment is clustered, the labelled ones are scored (metrics.py); a model given the label (cvae,
+beta_vae) is skipped with a line when some segments have none.
 """
 import argparse
 import time
@@ -38,11 +40,12 @@ def write_rows(results_dir, all_rows):
 
 
 @metrics.limited_threads
-def analyze(data_dir, results_dir, seed=SEED, models=None):
+def analyze(data_dir, results_dir, seed=SEED, models=None, n_clusters=None):
     t0 = time.time()
     common.seed_everything(seed)
     mfcc, segments = common.load_features(data_dir)
-    metrics.require_two_languages(segments, common.segments_path(data_dir))
+    k = metrics.n_clusters(segments, n_clusters)
+    metrics.check_labels(segments, k, common.segments_path(data_dir))
     n = len(segments)
     print(metrics.silhouette_note(n))
     all_rows, n_figures = [], 0
@@ -51,7 +54,7 @@ def analyze(data_dir, results_dir, seed=SEED, models=None):
 
     def run(method, features, desc, uses_labels):
         nonlocal n_figures
-        rows, assignments = metrics.evaluate(method, features, segments, desc, uses_labels, results_dir, seed)
+        rows, assignments = metrics.evaluate(method, features, segments, desc, uses_labels, results_dir, seed, k=k)
         all_rows.append(rows)
         write_rows(results_dir, all_rows)
         n_figures += len(plots.method_figures(method, features, desc, segments, assignments, seed, results_dir))
@@ -79,7 +82,7 @@ def analyze(data_dir, results_dir, seed=SEED, models=None):
         for model_seed, name in runs[1:]:  # the other model seeds: rows and cluster files, no figures
             zs = metrics.load_latents(data_dir, results_dir, name, n)
             r, _ = metrics.evaluate(model, zs, segments, f"{model} latents ({zs.shape[1]}-d)", uses_labels,
-                                    results_dir, seed, clusters_name=name)
+                                    results_dir, seed, clusters_name=name, k=k)
             seed_rows.append(r.assign(model_seed=model_seed))
         extra = [plots.loss_curves(model, results_dir), plots.reconstructions(model, mfcc, segments, results_dir, seed)]
         n_figures += sum(f is not None for f in extra)
@@ -95,7 +98,8 @@ def analyze(data_dir, results_dir, seed=SEED, models=None):
 
     print(f"metrics: {common.metrics_dir(results_dir) / METRICS_FILE} ({len(all_rows)} methods); "
           f"{n_figures} figures in {common.figures_dir(results_dir)}")
-    report.record_command(results_dir, __file__, data_dir, seed, ["--models", *models] if models else ())
+    report.record_command(results_dir, __file__, data_dir, seed, [*(["--models", *models] if models else []),
+                          *(["--n-clusters", n_clusters] if n_clusters is not None else [])])
     path = report.write_report(data_dir, results_dir)
     print(f"report: {path}  ({time.time() - t0:.0f} s)")
     return pd.concat(all_rows, ignore_index=True)
@@ -107,8 +111,9 @@ def main():
     parser.add_argument("--models", nargs="*", default=None,
                         help="models whose latents to cluster (default: vae cvae beta_vae autoencoder "
                              "and any other results/latents/*.npy)")
+    parser.add_argument("--n-clusters", type=int, default=None, help=metrics.N_CLUSTERS_HELP)
     args = parser.parse_args()
-    analyze(args.data_dir, args.results_dir, args.seed, args.models)
+    analyze(args.data_dir, args.results_dir, args.seed, args.models, args.n_clusters)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The report's multi-modal fusion: audio latents + title/artist text + artist one-hot, clustered.
 
-    python analyze_hybrid.py [--data-dir data] [--results-dir results] [--seed 42]
+    python analyze_hybrid.py [--data-dir data] [--results-dir results] [--seed 42] [--n-clusters K]
 
 Per segment: the audio model's latents (64), TF-IDF of "title artist" reduced to 32 values by
 TruncatedSVD (PCA without centring, the usual choice for sparse TF-IDF), and a one-hot of the 20
@@ -8,7 +8,9 @@ most frequent artists (an artist outside them is all zeros); each block standard
 concatenated (116 values), then K-Means. One row per audio model (cvae as in the report, then
 vae and autoencoder; a missing one is skipped with a line) and a row for text + artist alone.
 Title and artist are not the label but can stand in for it (no artist sings in both languages),
-so every row here has uses_metadata True. Writes results/metrics/hybrid_metrics.csv,
+so every row here has uses_metadata True. Labels are optional: every segment is clustered, the
+labelled ones are scored; a missing title or artist is an empty string.
+Writes results/metrics/hybrid_metrics.csv,
 results/clusters/<method>.csv and results/figures/<method>_*.png; then REPORT.md.
 """
 import argparse
@@ -63,11 +65,12 @@ def standardize(block):
 
 
 @metrics.limited_threads
-def analyze(data_dir, results_dir, seed=SEED, audio_models=AUDIO_MODELS):
+def analyze(data_dir, results_dir, seed=SEED, audio_models=AUDIO_MODELS, n_clusters=None):
     t0 = time.time()
     common.seed_everything(seed)
     mfcc, segments = common.load_features(data_dir)
-    metrics.require_two_languages(segments, common.segments_path(data_dir))
+    k = metrics.n_clusters(segments, n_clusters)
+    metrics.check_labels(segments, k, common.segments_path(data_dir))
     n = len(segments)
     print(metrics.silhouette_note(n))
     text, artist = standardize(text_block(segments, seed)), standardize(artist_block(segments))
@@ -78,7 +81,7 @@ def analyze(data_dir, results_dir, seed=SEED, audio_models=AUDIO_MODELS):
     def run(method, features, desc, uses_labels):
         nonlocal n_figures
         rows, assignments = metrics.evaluate(method, features, segments, desc, uses_labels, results_dir, seed,
-                                             extra={"uses_metadata": True})
+                                             extra={"uses_metadata": True}, k=k)
         all_rows.append(rows)
         common.write_csv(common.metrics_dir(results_dir) / METRICS_FILE, pd.concat(all_rows, ignore_index=True))
         n_figures += len(plots.method_figures(method, features, desc, segments, assignments, seed, results_dir))
@@ -97,7 +100,8 @@ def analyze(data_dir, results_dir, seed=SEED, audio_models=AUDIO_MODELS):
     print(f"metrics: {common.metrics_dir(results_dir) / METRICS_FILE} ({len(all_rows)} methods); "
           f"{n_figures} figures in {common.figures_dir(results_dir)}")
     report.record_command(results_dir, __file__, data_dir, seed,
-                          ["--models", *audio_models] if list(audio_models) != AUDIO_MODELS else ())
+                          [*(["--models", *audio_models] if list(audio_models) != AUDIO_MODELS else []),
+                           *(["--n-clusters", n_clusters] if n_clusters is not None else [])])
     path = report.write_report(data_dir, results_dir)
     print(f"report: {path}  ({time.time() - t0:.0f} s)")
     return pd.concat(all_rows, ignore_index=True)
@@ -108,8 +112,9 @@ def main():
     parser.add_argument("--seed", type=int, default=SEED, help="first K-Means seed; also SVD, t-SNE and sampling")
     parser.add_argument("--models", nargs="*", default=AUDIO_MODELS,
                         help="audio models whose latents are fused with the metadata, one row each")
+    parser.add_argument("--n-clusters", type=int, default=None, help=metrics.N_CLUSTERS_HELP)
     args = parser.parse_args()
-    analyze(args.data_dir, args.results_dir, args.seed, args.models)
+    analyze(args.data_dir, args.results_dir, args.seed, args.models, args.n_clusters)
 
 
 if __name__ == "__main__":

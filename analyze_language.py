@@ -27,6 +27,7 @@ per-method t-SNE, composition and confusion figures of the best method and of re
 and methods_comparison.png redrawn with these rows. Nothing but the scores and the probe reads the labels.
 """
 import argparse
+import json
 import time
 
 import numpy as np
@@ -41,7 +42,17 @@ import metrics
 from common import PipelineError
 
 # ----------------------------------------------------------------------------
+# the methods this project declares (issue 8, section 4): chosen on the demo, a demo made another
+# way and a corpus of real voices (README, "Finding the language"), then frozen
+LANGUAGE_METHOD = "whisper_lang_songs"  # recommended for unlabelled songs, any family: K-Means on songs' mean Whisper log posteriors
+LABEL_FREE_METHOD = "fg_stats_songs"  # the best of the `none` family (nothing trained elsewhere)
 SEED = 42  # first K-Means seed (the next metrics.N_KMEANS_SEEDS - 1 follow) and PCA seed
+N_LANGUAGES = 2  # clusters to find, unless every segment is labelled (then: the labelled languages)
+N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared methods' interval
+# log posteriors share one unit: standardizing them would give a language nobody sings (noise at
+# ~1e-8) the weight of the two that are sung; below the floor a posterior says only "not this one"
+LOG_POSTERIOR_SETS = ("whisper_lang",)
+POSTERIOR_FLOOR = 1e-4
 CLUSTER_PCA_DIMS = 32  # every set is standardized, then reduced to this many dims for clustering
 REPORT_SET = "report_mfcc"  # what the report's representation (mfcc.npy, flattened) is called here
 # ----------------------------------------------------------------------------
@@ -54,7 +65,19 @@ PROBES_FILE = "language_probes.csv"  # in results/metrics/: one row per feature 
 CONFOUNDS_FILE = "confounds.csv"  # in results/metrics/: one row per method
 HEATMAP_FILE = "confounds_heatmap.png"  # in results/figures/
 PROBES_FIGURE = "language_probes.png"  # in results/figures/
-EXTRA_COLUMNS = ["probe_acc", "probe_acc_artist", "song_acc", "song_nmi", "uses_metadata"]
+EXTRA_COLUMNS = ["probe_acc", "probe_acc_artist", "song_acc", "song_nmi", "uses_metadata", "pretrained", "n_scored"]
+DECLARED_FILE = "declared_methods.csv"  # in results/metrics/: role, method, and the declared methods' spread
+DECLARED_COLUMNS = ["role", "method", "pretrained", "song_acc", "song_acc_std", "acc", "acc_std", "n_seeds",
+                    "song_acc_boot_lo", "song_acc_boot_hi", "n_scored"]
+SONG_LANGUAGES_FILE = "song_languages.csv"  # in results/: one row per song, from LANGUAGE_METHOD
+SONG_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]
+# where a feature set was trained (issue 8, section 2): none / self-supervised / language-labels
+PRETRAINED_BY_PREFIX = {"whisper_": "language-labels"}  # every other set is made from this corpus alone
+REFERENCE_METHOD = "whisper_lid_reference"  # Whisper's own answer among the corpus's languages: not a clustering
+WHISPER_CODES = {"english": "en", "bangla": "bn", "bengali": "bn", "hindi": "hi", "spanish": "es",
+                 "french": "fr", "german": "de", "portuguese": "pt", "arabic": "ar", "chinese": "zh",
+                 "japanese": "ja", "korean": "ko", "russian": "ru", "urdu": "ur", "tamil": "ta",
+                 "italian": "it", "turkish": "tr", "indonesian": "id", "nepali": "ne"}  # label -> Whisper code
 
 SOURCE_WORDS = {"mix": "the mix", "fg": "the REPET-SIM vocal foreground", "bg": "the REPET-SIM background"}
 KIND_WORDS = {"stats": "mean+std of cepstra and deltas", "stats_cmn": "mean+std of song-CMN cepstra and deltas",
@@ -105,9 +128,35 @@ def discover_sets(data_dir, n, wanted=None):
     return out
 
 
-def cluster_view(x, seed, dims=CLUSTER_PCA_DIMS):
-    """Standardize every column, then PCA: the space K-Means and the silhouette work in."""
-    z = StandardScaler().fit_transform(np.asarray(x, dtype=np.float32))
+def pretrained(name):
+    """The family of a feature set or method: which outside training it rests on."""
+    for prefix, family in PRETRAINED_BY_PREFIX.items():
+        if name.startswith(prefix):
+            return family
+    return "none"
+
+
+def is_labelled(languages):
+    lang = pd.Series(languages)
+    return (lang.notna() & (lang.astype(str).str.strip() != "") & (lang.astype(str) != "nan")).to_numpy()
+
+
+def scored(z, labels, mask, clusters, distances=None, seed=0, silhouette=None):
+    """Every metric of one clustering; the label metrics on the labelled segments only (empty when none)."""
+    m = {"silhouette": metrics.silhouette(z, clusters, distances, seed) if silhouette is None else silhouette}
+    if mask.sum() == 0 or len(np.unique(labels[mask])) < 1:
+        m.update({k: np.nan for k in ("nmi", "ari", "purity", "acc")})
+    else:
+        full = metrics.score(z[mask], labels[mask], clusters[mask], None, seed)
+        m.update({k: full[k] for k in ("nmi", "ari", "purity", "acc")})
+    return m
+
+
+def cluster_view(x, seed, dims=CLUSTER_PCA_DIMS, standardize=True):
+    """Standardize every column (unless the columns share a unit), then PCA: the space K-Means
+    and the silhouette work in."""
+    z = np.asarray(x, dtype=np.float32)
+    z = StandardScaler().fit_transform(z) if standardize else z - z.mean(axis=0)
     k = min(dims, z.shape[0] - 1, z.shape[1])
     return PCA(n_components=k, svd_solver="randomized", random_state=seed).fit_transform(z).astype(np.float32)
 
@@ -125,32 +174,134 @@ def over_and_merge(z_over, z_profile, k_final, seed, per_cluster=OVER_SEGMENTS_P
     return merged[np.searchsorted(used, over)], k
 
 
-def with_song_scores(rows, assignments, segments, probe):
-    """Add song_acc / song_nmi per seed, the probe of the clustered set, uses_metadata."""
-    song = [diagnostics.song_scores(assignments[s], segments["song_id"], segments["language"])
-            for s in rows["seed"]]
-    rows["probe_acc"] = probe["probe_acc"]
-    rows["probe_acc_artist"] = probe["probe_acc_artist"]
+def with_song_scores(rows, assignments, segments, probe, family):
+    """Add song_acc / song_nmi per seed (labelled songs only), the probe of the clustered set,
+    uses_metadata, pretrained and n_scored."""
+    mask = is_labelled(segments["language"])
+    song = [diagnostics.song_scores(assignments[s][mask], segments["song_id"][mask], segments["language"][mask])
+            if mask.any() else {"song_acc": np.nan, "song_nmi": np.nan} for s in rows["seed"]]
+    rows["probe_acc"] = probe.get("probe_acc", np.nan)
+    rows["probe_acc_artist"] = probe.get("probe_acc_artist", np.nan)
     rows["song_acc"] = [r["song_acc"] for r in song]
     rows["song_nmi"] = [r["song_nmi"] for r in song]
     rows["uses_metadata"] = False
-    return rows
+    rows["pretrained"] = family
+    rows["n_scored"] = int(mask.sum())
+    return rows[[c for c in common.METRIC_COLUMNS if c in rows.columns] +
+                [c for c in rows.columns if c not in common.METRIC_COLUMNS]]
 
 
-def merge_rows(z_over, z_profile, segments, method, desc, seed):
+def whisper_reference(data_dir, segments):
+    """Whisper's own language ID among the corpus's labelled languages (song level: summed log
+    posteriors): (clusters, description), or None when it cannot be asked. A reference, not a
+    clustering method: it must be told which languages to choose between."""
+    feat = common.features_dir(data_dir)
+    mask = is_labelled(segments["language"])
+    langs = sorted(segments["language"][mask].astype(str).unique())
+    try:
+        codes = json.loads((feat / "whisper_lang.json").read_text())["languages"]
+        logp = np.load(feat / "whisper_lang.npy")
+    except Exception:
+        return None
+    want = [WHISPER_CODES.get(lang.lower(), lang.lower()) for lang in langs]
+    if len(langs) < 2 or len(logp) != len(segments) or any(c not in codes for c in want):
+        return None
+    cols = logp[:, [codes.index(c) for c in want]]
+    song = segments["song_id"].astype(str).to_numpy()
+    summed = pd.DataFrame(cols).groupby(song).transform("sum").to_numpy()
+    return summed.argmax(axis=1), f"Whisper's language ID, argmax over {', '.join(want)} of the song's summed log posteriors"
+
+
+def artist_bootstrap(song_table, n_boot=N_BOOTSTRAP, seed=SEED):
+    """(2.5 %, 97.5 %) of song-level acc when the labelled artists are resampled with replacement."""
+    t = song_table[is_labelled(song_table["language"])]
+    artists = t["artist"].astype(str).unique()
+    if len(artists) < 2 or t["language"].nunique() < 2:
+        return np.nan, np.nan
+    by = {a: g for a, g in t.groupby(t["artist"].astype(str))}
+    rng = np.random.default_rng(seed)
+    accs = []
+    for _ in range(n_boot):
+        pick = pd.concat([by[a] for a in rng.choice(artists, len(artists))])
+        accs.append(metrics.acc(pick["language"].astype(str), pick["cluster_id"]))
+    return float(np.percentile(accs, 2.5)), float(np.percentile(accs, 97.5))
+
+
+def name_clusters(table):
+    """{cluster id: name}: the majority language of its labelled songs, else cluster_<id>; a
+    name two clusters would share gets the cluster id appended."""
+    names = {}
+    for c in sorted(table["cluster_id"].unique()):
+        lab = table[(table["cluster_id"] == c) & is_labelled(table["language"])]["language"].astype(str)
+        names[c] = lab.value_counts().sort_index().idxmax() if len(lab) else f"cluster_{c}"
+    counts = pd.Series(list(names.values())).value_counts()
+    return {c: (f"{n}_{c}" if counts[n] > 1 else n) for c, n in names.items()}
+
+
+def song_languages(per_song, segments, songs):
+    """The answer per song from one seed of a song-level method: SONG_COLUMNS plus cluster_id."""
+    ids, clusters, conf = per_song
+    first = segments.drop_duplicates("song_id").set_index(segments.drop_duplicates("song_id")["song_id"].astype(str))
+    t = pd.DataFrame({"song_id": ids, "cluster_id": clusters, "confidence": np.round(conf, 4)})
+    for col in ("title", "artist", "language"):
+        t[col] = t["song_id"].map(first[col]).fillna("").astype(str).replace("nan", "")
+    names = name_clusters(t)
+    t["cluster"] = t["cluster_id"].map(names)
+    return t
+
+
+def merge_rows(z_over, z_profile, segments, method, desc, seed, k):
     """Metrics rows (one per seed) of over_and_merge; the silhouette is taken on z_profile,
     the space of the final decision."""
-    labels = segments["language"].astype(str).to_numpy()
-    k = len(np.unique(labels))
+    labels, mask = segments["language"].astype(str).to_numpy(), is_labelled(segments["language"])
     distances = metrics.distance_matrix(z_profile)
     rows, assignments = [], {}
     for s in metrics.kmeans_seeds(seed):
         clusters, k_over = over_and_merge(z_over, z_profile, k, s)
         assignments[s] = clusters
         rows.append({"method": method, "features": desc.format(k_over=k_over), "uses_labels": False,
-                     **metrics.score(z_profile, labels, clusters, distances, sample_seed=seed),
+                     **scored(z_profile, labels, mask, clusters, distances, seed),
                      "n_segments": len(labels), "seed": s})
-    return pd.DataFrame(rows, columns=common.METRIC_COLUMNS), assignments
+    return pd.DataFrame(rows), assignments
+
+
+def kmeans_rows(z, segments, method, desc, seed, k):
+    """Segment-level K-Means over the seeds: (rows, {seed: clusters})."""
+    labels, mask = segments["language"].astype(str).to_numpy(), is_labelled(segments["language"])
+    distances = metrics.distance_matrix(z)
+    rows, assignments = [], {}
+    for s in metrics.kmeans_seeds(seed):
+        clusters = metrics.kmeans(z, k, s)
+        assignments[s] = clusters
+        rows.append({"method": method, "features": desc, "uses_labels": False,
+                     **scored(z, labels, mask, clusters, distances, seed), "n_segments": len(labels), "seed": s})
+    return pd.DataFrame(rows), assignments
+
+
+def song_rows(x, segments, method, desc, seed, k, standardize=True):
+    """Song-level clustering (issue 8, section 3): each song's segment rows averaged, standardized,
+    PCA, K-Means on songs; every segment inherits its song's cluster. Each seed re-draws the PCA
+    and the K-Means, so the spread covers both. Returns (rows, {seed: segment clusters},
+    {seed: (song ids, song clusters, confidence)}): confidence = (d2 - d1) / (d2 + d1) from the
+    distances d1, d2 of a song to its own and the nearest other centre, in [0, 1]."""
+    song_ids = segments["song_id"].astype(str).to_numpy()
+    songs, inverse = np.unique(song_ids, return_inverse=True)
+    xs = diagnostics.song_means(x, inverse, len(songs))
+    labels, mask = segments["language"].astype(str).to_numpy(), is_labelled(segments["language"])
+    rows, assignments, per_song = [], {}, {}
+    for s in metrics.kmeans_seeds(seed):
+        z = cluster_view(xs, s, standardize=standardize)
+        km = KMeans(n_clusters=min(k, len(songs)), n_init=metrics.KMEANS_N_INIT, random_state=s).fit(z)
+        d = np.sort(km.transform(z), axis=1)
+        conf = (d[:, 1] - d[:, 0]) / np.maximum(d[:, 1] + d[:, 0], 1e-12) if d.shape[1] > 1 else np.ones(len(z))
+        clusters = km.labels_[inverse]
+        assignments[s], per_song[s] = clusters, (songs, km.labels_, conf)
+        sil = metrics.silhouette(z, km.labels_) if len(np.unique(km.labels_)) > 1 else np.nan
+        m = scored(z[inverse], labels, mask, clusters, seed=seed, silhouette=sil)
+        rows.append({"method": method, "features": f"{desc}, averaged per song ({len(songs)} songs), "
+                     f"{'standardized' if standardize else 'centred'}, PCA {z.shape[1]}", "uses_labels": False, **m,
+                     "n_segments": len(labels), "seed": s})
+    return pd.DataFrame(rows), assignments, per_song
 
 
 def load_cluster_files(results_dir, segments, skip):
@@ -185,24 +336,30 @@ def confound_table(assignments_by_method, columns):
     return pd.DataFrame(rows)
 
 
-def analyze(data_dir, results_dir, seed=SEED, sets=None):
+def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
     t0 = time.time()
     common.seed_everything(seed)
     _, segments = common.load_features(data_dir)
-    metrics.require_two_languages(segments, common.segments_path(data_dir))
-    segments["language"] = segments["language"].astype(str)
+    mask = is_labelled(segments["language"])
+    segments["language"] = segments["language"].where(mask, "").astype(str)
     n, labels = len(segments), segments["language"].to_numpy()
+    languages = sorted(set(labels[mask]))
+    k = n_clusters or (len(languages) if mask.all() and len(languages) >= 2 else N_LANGUAGES)
     songs_file = common.songs_path(data_dir)
     songs = pd.read_csv(songs_file, dtype={"song_id": str}) if songs_file.exists() else None
-    print(f"{n} segments, {segments['song_id'].nunique()} songs, {segments['artist'].nunique()} artists; "
-          f"majority-class rate {metrics.majority_rate(labels):.4f}. {metrics.silhouette_note(n)}")
+    n_songs = segments["song_id"].nunique()
+    print(f"{n} segments, {n_songs} songs, {segments['artist'].nunique()} artists; k = {k} clusters; "
+          + (f"{mask.sum()} segments labelled ({', '.join(languages)}), majority-class rate "
+             f"{metrics.majority_rate(labels[mask]):.4f}" if mask.any() else "no labels: nothing is scored")
+          + f". {metrics.silhouette_note(n)}")
+    can_probe = len(languages) >= 2
 
     mdir = common.metrics_dir(results_dir)
-    all_rows, probes, assignments_by_method, views = [], {}, {}, {}
+    all_rows, probes, assignments_by_method, views, song_answers = [], {}, {}, {}, {}
     decided_in = {}  # method -> (name of the view its clusters were decided in, description)
 
-    def record(method, rows, assignments, probe, t, view):
-        rows = with_song_scores(rows, assignments, segments, probe)
+    def record(method, rows, assignments, probe, t, view, family):
+        rows = with_song_scores(rows, assignments, segments, probe, family)
         all_rows.append(rows)
         assignments_by_method[method] = assignments
         decided_in[method] = (view, rows["features"].iloc[0])
@@ -212,24 +369,39 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
         common.write_csv(mdir / METRICS_FILE, pd.concat(all_rows, ignore_index=True))
         m = rows[["acc", "nmi", "song_acc"]].mean()
         print(f"{method:<24s} acc {m['acc']:.4f} ± {rows['acc'].std(ddof=1):.4f}  nmi {m['nmi']:.4f}  "
-              f"song_acc {m['song_acc']:.4f}  probe {probe['probe_acc']:.4f} / artist "
-              f"{probe['probe_acc_artist']:.4f}  ({time.time() - t:.0f} s)")
+              f"song_acc {m['song_acc']:.4f}  probe {probe.get('probe_acc', np.nan):.4f} / held-out singers "
+              f"{probe.get('probe_acc_artist', np.nan):.4f}  [{family}]  ({time.time() - t:.1f} s)")
 
-    for name, path in discover_sets(data_dir, n, sets):
+    expected, _ = common.corpus_fingerprint(data_dir, segments)
+    found = discover_sets(data_dir, n, sets)
+    if len(found) == 1 and not sets:
+        print(f"note: only the report's MFCC found; the language feature sets (Whisper, REPET-SIM, VTLN, ...) "
+              f"are made by `python build_features.py --data-dir {data_dir}`")
+    for name, path in found:
         t = time.time()
+        if name != REPORT_SET and not fingerprint_matches(path, expected, data_dir):
+            continue
         x = np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32).reshape(n, -1)
         if not np.isfinite(x).all():
             print(f"skipped {name}: {path} holds NaN or infinite values; rebuild it")
             continue
         desc = describe(name, x.shape[1])
-        probes[name] = {"features": name, "description": desc, "dim": x.shape[1],
-                        **diagnostics.probe_scores(x, segments)}
+        family = pretrained(name)
+        probe = diagnostics.probe_scores(x[mask], segments[mask]) if can_probe else {}
+        probes[name] = {"features": name, "description": desc, "dim": x.shape[1], "pretrained": family, **probe}
         common.write_csv(mdir / PROBES_FILE, pd.DataFrame(list(probes.values())))
-        z = views[name] = cluster_view(x, seed)
-        method = f"{name}_kmeans"
-        rows, assignments = metrics.cluster_and_score(z, labels, method, f"{desc}, standardized, PCA {z.shape[1]}",
-                                                      False, seed)
-        record(method, rows, assignments, probes[name], t, name)
+        if name in LOG_POSTERIOR_SETS:  # one unit (nats) in every column: no standardizing
+            x = np.maximum(x, np.log(POSTERIOR_FLOOR))
+            desc += f", floored at log {POSTERIOR_FLOOR:g}"
+        standardize = name not in LOG_POSTERIOR_SETS
+        z = views[name] = cluster_view(x, seed, standardize=standardize)
+        rows, assignments = kmeans_rows(z, segments, f"{name}_kmeans", f"{desc}, {'standardized' if standardize else 'centred'}, PCA {z.shape[1]}",
+                                        seed, k)
+        record(f"{name}_kmeans", rows, assignments, probe, t, name, family)
+        t = time.time()
+        rows, assignments, per_song = song_rows(x, segments, f"{name}_songs", desc, seed, k, standardize)
+        song_answers[f"{name}_songs"] = per_song
+        record(f"{name}_songs", rows, assignments, probe, t, name, family)
 
     for over, profile in MERGES:  # many clusters first, then one per language
         if over not in views or profile not in views:
@@ -237,10 +409,19 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
         t = time.time()
         desc = (f"{{k_over}} K-Means clusters of {over} (standardized, PCA), merged by their mean "
                 f"{profile} (standardized, PCA)")
-        rows, assignments = merge_rows(views[over], views[profile], segments, f"{profile}_merge", desc, seed)
-        record(f"{profile}_merge", rows, assignments, probes[profile], t, profile)
+        rows, assignments = merge_rows(views[over], views[profile], segments, f"{profile}_merge", desc, seed, k)
+        record(f"{profile}_merge", rows, assignments, probes[profile], t, profile, "none")
     if not all_rows:
         raise PipelineError(f"no feature set to analyze in {common.features_dir(data_dir)}")
+
+    ref = whisper_reference(data_dir, segments) if "whisper_lang" in views else None
+    if ref is not None:  # a reference row: told the two languages, so uses_labels
+        clusters, desc = ref
+        row = pd.DataFrame([{"method": REFERENCE_METHOD, "features": desc, "uses_labels": True,
+                             **scored(views["whisper_lang"], labels, mask, clusters, seed=seed),
+                             "n_segments": n, "seed": seed}])
+        record(REFERENCE_METHOD, row, {seed: clusters}, probes["whisper_lang"], time.time(), "whisper_lang",
+               "language-labels")
 
     # what the clusters follow: ours, and every other stage's cluster files found
     columns = diagnostics.confound_columns(segments, songs)
@@ -249,6 +430,8 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
         warp = segments["song_id"].map(a)
         if warp.notna().all():
             columns[p.stem + "_alpha"] = diagnostics.binned(warp).to_numpy()
+    if not mask.any():
+        columns = columns.drop(columns=[c for c in ("language", "artist_within_language") if c in columns])
     others = load_cluster_files(results_dir, segments, skip=set(assignments_by_method))
     table = confound_table({**others, **assignments_by_method}, columns)
     common.write_csv(mdir / CONFOUNDS_FILE, table.round(4))
@@ -257,27 +440,32 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
     diagnostics.confounds_heatmap(heat, fig)
 
     rows = pd.concat(all_rows, ignore_index=True)
-    summary = rows.groupby("method", sort=False)[["acc", "song_acc", "probe_acc_artist"]].mean()
-    best = summary["acc"].idxmax()
-    top_probe = max(probes.values(), key=lambda r: r["probe_acc_artist"])
-    print(f"best label-free audio-only clustering: {best} (acc {summary.loc[best, 'acc']:.4f}, "
-          f"song_acc {summary.loc[best, 'song_acc']:.4f}); best probe_acc_artist: "
-          f"{top_probe['features']} ({top_probe['probe_acc_artist']:.4f})")
-    top = heat.loc[best].drop("language").sort_values(ascending=False)
-    print(f"what {best}'s clusters follow besides language (NMI): "
-          + ", ".join(f"{c} {v:.2f}" for c, v in top.head(4).items()))
-    # figures: the probes, then the best method beside the report's representation
+    declared = write_declared(rows, song_answers, segments, songs, seed, results_dir)
+    summary = rows[~rows["uses_labels"]].groupby("method", sort=False)[["acc", "song_acc"]].mean()
+    figs = [fig]
     import plots
-    majority = metrics.majority_rate(labels)
-    figs = [fig, plots.probes_chart(pd.DataFrame(list(probes.values())),
-                                    common.figures_dir(results_dir) / PROBES_FIGURE, majority)]
-    for method in dict.fromkeys([best, f"{REPORT_SET}_kmeans"]):
-        if method in decided_in:
-            view, desc = decided_in[method]
-            figs += plots.method_figures(method, views[view], desc, segments, assignments_by_method[method],
-                                         seed, results_dir)
-    figs.append(plots.comparison_from_results(results_dir, majority))
-    print(f"metrics: {mdir / METRICS_FILE}, {mdir / PROBES_FILE}, {mdir / CONFOUNDS_FILE}; "
+    if mask.any() and summary["acc"].notna().any():
+        best = summary["acc"].idxmax()
+        print(f"best clustering by acc (chosen with the labels): {best} (acc {summary.loc[best, 'acc']:.4f}, "
+              f"song_acc {summary.loc[best, 'song_acc']:.4f})")
+        if "language" in heat.columns:
+            top = heat.loc[best].drop("language").sort_values(ascending=False)
+            print(f"what {best}'s clusters follow besides language (NMI): "
+                  + ", ".join(f"{c} {v:.2f}" for c, v in top.head(4).items()))
+        majority = metrics.majority_rate(labels[mask])
+        if can_probe:
+            figs.append(plots.probes_chart(pd.DataFrame(list(probes.values())),
+                                           common.figures_dir(results_dir) / PROBES_FIGURE, majority))
+        # figures: the best and the declared methods beside the report's representation
+        for method in dict.fromkeys([best, *declared.values(), f"{REPORT_SET}_kmeans"]):
+            if method in decided_in and method in assignments_by_method:
+                view, desc = decided_in[method]
+                # the figures show the labelled segments (all of them when every song is labelled)
+                figs += plots.method_figures(method, views[view][mask], desc, segments[mask].reset_index(drop=True),
+                                             {s: c[mask] for s, c in assignments_by_method[method].items()},
+                                             seed, results_dir)
+        figs.append(plots.comparison_from_results(results_dir, majority))
+    print(f"metrics: {mdir / METRICS_FILE}, {mdir / PROBES_FILE}, {mdir / CONFOUNDS_FILE}, {mdir / DECLARED_FILE}; "
           f"{sum(f is not None for f in figs)} figures in {common.figures_dir(results_dir)} "
           f"({time.time() - t0:.0f} s)")
     try:  # keep results/REPORT.md current, as every analysis stage does
@@ -290,13 +478,67 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None):
     return rows
 
 
+def fingerprint_matches(path, expected, data_dir):
+    """A feature file made from other audio or other segments is refused (issue 10, section 2)."""
+    try:
+        cfg = json.loads(path.with_suffix(".json").read_text())["config"]
+    except Exception:
+        print(f"skipped {path.stem}: {path.with_suffix('.json')} is missing or unreadable; "
+              f"re-run `python build_features.py --data-dir {data_dir}`")
+        return False
+    for key in ("segments", "audio"):
+        if cfg.get(key) != expected[key]:
+            what = "segments.csv" if key == "segments" else "the audio in data/audio"
+            print(f"skipped {path.stem}: {path} was made from other {key} than {what} now holds; "
+                  f"re-run `python build_features.py --data-dir {data_dir}`")
+            return False
+    return True
+
+
+def write_declared(rows, song_answers, segments, songs, seed, results_dir):
+    """results/metrics/declared_methods.csv (role, method, song-level spread over every seed and an
+    artist bootstrap) and results/song_languages.csv from LANGUAGE_METHOD. {role: method} written."""
+    declared = {}
+    out = []
+    for role, method in (("language_method", LANGUAGE_METHOD), ("label_free_method", LABEL_FREE_METHOD)):
+        r = rows[rows["method"] == method]
+        if r.empty:
+            print(f"note: the declared {role} {method} was not computed (its feature set is missing: "
+                  f"`python build_features.py`)")
+            continue
+        declared[role] = method
+        per_seed = song_answers.get(method)
+        lo = hi = np.nan
+        if per_seed:
+            t = song_languages(per_seed[seed], segments, songs)
+            lo, hi = artist_bootstrap(t, seed=seed)
+        out.append({"role": role, "method": method, "pretrained": r["pretrained"].iloc[0],
+                    "song_acc": r["song_acc"].mean(), "song_acc_std": r["song_acc"].std(ddof=1),
+                    "acc": r["acc"].mean(), "acc_std": r["acc"].std(ddof=1), "n_seeds": len(r),
+                    "song_acc_boot_lo": lo, "song_acc_boot_hi": hi, "n_scored": int(r["n_scored"].iloc[0])})
+        print(f"declared {role}: {method} [{r['pretrained'].iloc[0]}] song_acc {r['song_acc'].mean():.4f} ± "
+              f"{r['song_acc'].std(ddof=1):.4f} (PCA and K-Means seeds), artist bootstrap 95 % [{lo:.3f}, {hi:.3f}]")
+    common.write_csv(common.metrics_dir(results_dir) / DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
+    answer = declared.get("language_method") or declared.get("label_free_method")
+    if answer in song_answers:
+        t = song_languages(song_answers[answer][seed], segments, songs)
+        path = common.Path(results_dir) / SONG_LANGUAGES_FILE
+        common.write_csv(path, t[SONG_COLUMNS].sort_values(["cluster", "confidence"], ascending=[True, False]))
+        sizes = t["cluster"].value_counts().sort_index()
+        print(f"answer per song ({answer}): {path} — " + ", ".join(f"{c}: {v} songs" for c, v in sizes.items()))
+    return declared
+
+
 def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument("--seed", type=int, default=SEED, help="first K-Means seed and PCA seed")
     p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {REPORT_SET} and "
                                               f"every data/features/<name>.npy)")
+    p.add_argument("--n-clusters", type=int, default=None,
+                   help=f"clusters to find (default: the labelled languages if every song has one, else {N_LANGUAGES})")
     args = p.parse_args()
-    analyze(args.data_dir, args.results_dir, args.seed, [s for s in args.sets.split(",") if s.strip()] or None)
+    analyze(args.data_dir, args.results_dir, args.seed, [s for s in args.sets.split(",") if s.strip()] or None,
+            args.n_clusters)
 
 
 if __name__ == "__main__":

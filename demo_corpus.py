@@ -2,6 +2,8 @@
 
     python demo_corpus.py --out data/demo --songs 120 --seed 42
     python demo_corpus.py --out data/demo_b --seed 7 --set "tempo_range=(60,170)" --set "vocal_level_db=(-9,3)"
+    python demo_corpus.py --out data/voice_demo --voices my_voices        # <language>/<speaker>/*.wav
+    python demo_corpus.py --out data/voice_demo_bg --voices my_voices --no-vocals   # the control
 
 Vocals are espeak-ng (the espeakng-loader wheel, called through ctypes; no system install)
 singing word by word on a melody: each word is synthesized on one constant f0, the frequency
@@ -14,6 +16,9 @@ voice variants, pitches and speeds; style, tempo, key, length and vocal level ar
 each song independently of its language; every mix is normalized the same way. What differs
 between the languages is the sung language (and the names in the manifest).
 
+With --voices, a speaker's recordings (band-limited, RMS-normalized) replace the singing: the
+language is the folder name, the speaker the artist. --no-vocals keeps the accompaniment alone.
+
 Writes <out>/<song_id>.wav (22,050 Hz mono PCM16) and <out>/manifest.csv (MANIFEST_COLUMNS).
 Songs already on disk are skipped, so a re-run resumes; each WAV appears atomically.
 """
@@ -22,6 +27,7 @@ import ast
 import ctypes
 import importlib
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -68,6 +74,13 @@ VERSE_LINES = 4  # lines per verse (2 bars each); a chorus is 2 lines sung twice
 LINE_WORDS = 10  # words drawn per line; as many are sung as fit in its 2 bars
 FADE_OUT_SECONDS = 2.0  # every song ends with a fade of this length
 WORKERS = os.cpu_count() or 1  # processes rendering songs in parallel
+# -----------------------------------------------------------------------------
+# real voices (--voices DIR: <language>/<speaker>/*.wav|flac): a speaker's recordings as the vocal
+VOICE_EXTENSIONS = (".wav", ".flac")  # recordings read from the voices folder (any rate, mono or stereo)
+VOICE_BANDLIMIT_HZ = 8000  # every recording goes through 2 x this rate and back: one channel for all sources
+VOICE_RMS_DBFS = -20.0  # each utterance is scaled to this RMS before the song's vocal level is applied
+VOICE_GAP_SECONDS = (0.3, 1.2)  # silence between a speaker's utterances, uniform per gap
+VOCALS = True  # False (--no-vocals): the same songs, accompaniment only (vocal level -inf), a chance-level control
 CALLER_MODULES = ("librosa", "yt_dlp", "sklearn", "torch", "matplotlib")  # preloaded for workers if loaded here
 
 # manifest.csv: the five columns build_dataset.py reads, then what each song was made of (the
@@ -87,7 +100,11 @@ DEFAULT_SETTINGS = dict(
     styles=STYLES, tempo_range=TEMPO_RANGE, vocal_level_db=VOCAL_LEVEL_DB,
     mix_rms_dbfs=MIX_RMS_DBFS, intro_bars=INTRO_BARS, verse_lines=VERSE_LINES,
     line_words=LINE_WORDS, fade_out_seconds=FADE_OUT_SECONDS,
+    vocals=VOCALS, voice_gap_seconds=VOICE_GAP_SECONDS, voice_bandlimit_hz=VOICE_BANDLIMIT_HZ,
 )
+# settings added after corpora were first written: a recipe names them only when they differ from
+# the default, so a folder made before they existed still counts as the same corpus
+LATER_SETTINGS = ("vocals", "voice_gap_seconds", "voice_bandlimit_hz")
 
 # -----------------------------------------------------------------------------
 # words: common words of each language; Bangla in Bengali script for espeak-ng
@@ -335,7 +352,158 @@ def plan_corpus(n_songs, seed, settings):
         )
         song["path"] = f"{song['song_id']}.wav"
         songs.append(song)
+    return mute(songs, settings)
+
+
+def mute(songs, settings):
+    """vocals=False: the same songs (every draw kept), with no vocal: its level is -inf dB."""
+    if not settings["vocals"]:
+        for song in songs:
+            song["vocal_level_db"] = float("-inf")
     return songs
+
+
+# -----------------------------------------------------------------------------
+# real voices: <voices>/<language>/<speaker>/*.wav|flac, a speaker's recordings as a song's vocal
+def find_voices(voices_dir):
+    """{language: {speaker: [recording paths]}}, sorted; unreadable files are left out with a line."""
+    root = Path(voices_dir)
+    layout = "a folder of <language>/<speaker>/*.wav (or .flac)"
+    if not root.is_dir():
+        raise common.PipelineError(f"voices folder {root} not found: give {layout}")
+    subdirs = lambda d: sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))  # noqa: E731
+    found = {}
+    for lang_dir in subdirs(root):
+        speakers = {}
+        for spk_dir in subdirs(lang_dir):
+            files = []
+            for f in sorted(spk_dir.rglob("*")):
+                if f.suffix.lower() not in VOICE_EXTENSIONS or f.name.startswith(".") or not f.is_file():
+                    continue
+                try:
+                    info = sf.info(str(f))
+                    if info.frames == 0:
+                        raise ValueError("no samples")
+                except Exception as e:  # a broken file costs one line, not the corpus
+                    msg = " ".join(str(e).split())
+                    print(f"skipped voice {f}: unreadable ({msg}); convert it to WAV or FLAC, or remove it",
+                          file=sys.stderr)
+                    continue
+                files.append(str(f.absolute()))  # not resolved: a linked file stays below the folder
+            if files:
+                speakers[spk_dir.name] = files
+            else:
+                print(f"skipped speaker {spk_dir}: no readable {' or '.join(VOICE_EXTENSIONS)} recordings",
+                      file=sys.stderr)
+        if speakers:
+            found[lang_dir.name] = speakers
+    if not found:
+        raise common.PipelineError(f"{root} holds no speaker folder with recordings: give {layout}")
+    return found
+
+
+def voices_fingerprint(voices, root):
+    """What the recipe records of a voices folder: every file's path below the folder, and its size."""
+    root = Path(root).absolute()
+    return {lang: {spk: [[Path(f).relative_to(root).as_posix(), Path(f).stat().st_size] for f in files]
+                   for spk, files in spk_files.items()}
+            for lang, spk_files in voices.items()}
+
+
+def plan_voice_corpus(n_songs, seed, settings, voices):
+    """Like plan_corpus, with recorded speakers as the singers: language = folder, artist = speaker.
+
+    Languages alternate as in the synthesized demo (then shuffled); each language's speakers are
+    dealt in a seeded order, cycling. Song i draws style, tempo, vocal level, key and length from
+    the very Generator([seed, i]) of the synthesized demo's song i, so the accompaniment matches.
+    """
+    rng = np.random.default_rng([seed, 7919, 2])
+    languages = sorted(voices)
+    langs = np.array([languages[i % len(languages)] for i in range(n_songs)])[rng.permutation(n_songs)]
+    speakers = {lang: sorted(voices[lang]) for lang in languages}
+    order = {lang: rng.permutation(len(speakers[lang])) for lang in languages}
+    shared = {spk for lang in languages for spk in speakers[lang]
+              if sum(spk in speakers[other] for other in languages) > 1}  # one name, two languages
+    dealt = {lang: 0 for lang in languages}
+    songs = []
+    for i, lang in enumerate(langs):
+        k = dealt[lang]
+        dealt[lang] += 1
+        spk = speakers[lang][order[lang][k % len(order[lang])]]
+        if lang == "english":
+            title = english_title(rng)
+        elif lang == "bangla":
+            title = bangla_title(rng)[0]
+        else:
+            title = f"{lang.title()} Song {k + 1}"
+        srng = np.random.default_rng([seed, i])
+        song = dict(
+            index=i, seed=seed, song_id=f"demo_{i + 1:04d}", language=str(lang), title=title, title_words=[],
+            artist=f"{spk} ({lang})" if spk in shared else spk, voice="recording", pitch=float("nan"),
+            speed=float("nan"), espeak_voice="",
+            style=str(settings["styles"][srng.integers(len(settings["styles"]))]),
+            tempo_bpm=round(float(srng.uniform(*settings["tempo_range"])), 1),
+            vocal_level_db=round(float(srng.uniform(*settings["vocal_level_db"])), 2),
+            key=int(srng.integers(12)),
+            duration_s=round(float(srng.uniform(settings["min_seconds"], settings["max_seconds"])), 2),
+            voice_files=list(voices[lang][spk]),
+        )
+        song["path"] = f"{song['song_id']}.wav"
+        songs.append(song)
+    return mute(songs, settings)
+
+
+def load_voice(path, bandlimit_hz=VOICE_BANDLIMIT_HZ):
+    """One recording as float32 mono at SAMPLE_RATE: band-limited, trimmed, scaled to VOICE_RMS_DBFS.
+
+    Band-limiting goes through a 2 x bandlimit_hz sample rate (polyphase filters), so recordings
+    from any source share one channel; an empty or silent file gives an empty array.
+    """
+    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    mid = int(2 * bandlimit_hz)
+    for a, b in ((sr, mid), (mid, SAMPLE_RATE)):
+        if a != b:
+            g = math.gcd(a, b)
+            y = signal.resample_poly(y, b // g, a // g).astype(np.float32)
+    peak = float(np.abs(y).max()) if len(y) else 0.0
+    if peak == 0.0 or not np.isfinite(peak):
+        return np.zeros(0, np.float32)
+    y = trim(y)
+    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+    return (y * (10 ** (VOICE_RMS_DBFS / 20) / rms)).astype(np.float32)
+
+
+def spoken_vocal(song, settings, form, bar, n):
+    """The song's vocal from its speaker's recordings: utterances in a seeded order, short gaps between.
+
+    It starts after the intro and stops a second before the fade-out, like the sung vocal; the
+    recordings cycle (in a new order each round) until the span is full.
+    """
+    sr = SAMPLE_RATE
+    vrng = np.random.default_rng([song["seed"], song["index"], 2])  # not the accompaniment's generator
+    files = song["voice_files"]
+    n_intro = next((b for b, sec in enumerate(form) if sec != "intro"), len(form))
+    pos = int(n_intro * bar * sr)
+    end = min(n, int((song["duration_s"] - settings["fade_out_seconds"] - 1.0) * sr))
+    vocal = np.zeros(n, np.float32)
+    loaded, queue, empty = {}, [], set()
+    while pos < end and len(empty) < len(files):
+        if not queue:
+            queue = [int(j) for j in vrng.permutation(len(files))]
+        j = queue.pop(0)
+        if j not in loaded:
+            loaded[j] = load_voice(files[j], settings["voice_bandlimit_hz"])
+        y = loaded[j]
+        if len(y) == 0:
+            empty.add(j)
+            continue
+        y = y[: end - pos].copy()
+        fade = min(int(0.02 * sr), len(y))
+        y[len(y) - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)  # no click where the span ends
+        place(vocal, pos, y)
+        pos += len(y) + int(vrng.uniform(*settings["voice_gap_seconds"]) * sr)
+    return vocal
 
 
 # -----------------------------------------------------------------------------
@@ -548,6 +716,49 @@ def reverb(y, rng, wet, seconds=1.2):
     return ((1 - wet) * y + wet * tail).astype(np.float32)
 
 
+def sung_vocal(song, settings, rng, form, progs, key, bar, slot_len, n):
+    """espeak-ng singing word by word on the melody, verse and chorus lines in 2-bar phrases."""
+    sr = SAMPLE_RATE
+    tts = engine()
+    tts.set_voice(song["espeak_voice"])
+    words = ENGLISH_WORDS if song["language"] == "english" else BANGLA_WORDS
+    centre_midi = 69 + 12 * np.log2(song["pitch"] / 440.0)
+    # the singer's centre as a scale index of the song's key (octave * 7 + degree)
+    scale_midis = np.array([12 * o + key + MAJOR[d] for o in range(1, 9) for d in range(7)])
+    centre_idx = int(np.argmin(np.abs(scale_midis - centre_midi)))
+
+    def step_hz(s):
+        return float(midi_hz(scale_midis[int(np.clip(centre_idx + s, 0, len(scale_midis) - 1))]))
+
+    vcache = {}  # (word, Hz, rate) -> audio: a chorus is synthesized once
+    line = lambda: list(rng.choice(words, size=settings["line_words"]))  # noqa: E731
+    chorus_lines = [list(song["title_words"]) + line(), line()]
+    tunes = {}
+    for sec, start in (("verse", -1), ("chorus", 1)):
+        prog = progs[sec]
+        tunes[sec] = [melody(rng, (prog[0], prog[1]), start, settings),
+                      melody(rng, (prog[2], prog[3]), start, settings)]
+    pickup = {"verse": int(rng.integers(0, 3)), "chorus": int(rng.integers(0, 2))}
+    vocal = np.zeros(n + 4 * sr, np.float32)
+    last_sung = song["duration_s"] - settings["fade_out_seconds"] - 1.0
+    phrase, b = 0, 0
+    while b + 1 < len(form) and (b + 2) * bar <= last_sung:
+        sec = form[b]
+        if sec not in ("verse", "chorus") or form[b + 1] != sec:
+            phrase, b = 0, b + 1
+            continue
+        lyric = chorus_lines[phrase % 2] if sec == "chorus" else line()
+        placed = sing_phrase(tts, lyric, tunes[sec][phrase % 2], step_hz, slot_len, song["speed"],
+                             pickup[sec], vcache)
+        for slot, audio in placed:
+            place(vocal, int(b * bar * sr) + slot * slot_len, audio)
+        phrase, b = (phrase + 1 if form[b + 2: b + 3] == [sec] else 0), b + 2
+    vocal = vocal[:n]
+    vocal = vibrato(vocal, settings["vibrato_cents"], settings["vibrato_hz"])
+    vocal = reverb(vocal, rng, rng.uniform(*settings["vocal_reverb_wet"]))
+    return vocal
+
+
 def render_song(song, settings=None, stems=False):
     """The mixed song as float32 at 22,050 Hz; with stems=True also the vocal and accompaniment as mixed.
 
@@ -618,44 +829,13 @@ def render_song(song, settings=None, stems=False):
                 place(acc, int((t0 + s * step) * sr), kit[sound], vel)
     acc = acc[:n]
 
-    # vocals: word by word on the melody, verse and chorus lines in 2-bar phrases
-    tts = engine()
-    tts.set_voice(song["espeak_voice"])
-    words = ENGLISH_WORDS if song["language"] == "english" else BANGLA_WORDS
-    centre_midi = 69 + 12 * np.log2(song["pitch"] / 440.0)
-    # the singer's centre as a scale index of the song's key (octave * 7 + degree)
-    scale_midis = np.array([12 * o + key + MAJOR[d] for o in range(1, 9) for d in range(7)])
-    centre_idx = int(np.argmin(np.abs(scale_midis - centre_midi)))
-
-    def step_hz(s):
-        return float(midi_hz(scale_midis[int(np.clip(centre_idx + s, 0, len(scale_midis) - 1))]))
-
-    vcache = {}  # (word, Hz, rate) -> audio: a chorus is synthesized once
-    line = lambda: list(rng.choice(words, size=settings["line_words"]))  # noqa: E731
-    chorus_lines = [list(song["title_words"]) + line(), line()]
-    tunes = {}
-    for sec, start in (("verse", -1), ("chorus", 1)):
-        prog = progs[sec]
-        tunes[sec] = [melody(rng, (prog[0], prog[1]), start, settings),
-                      melody(rng, (prog[2], prog[3]), start, settings)]
-    pickup = {"verse": int(rng.integers(0, 3)), "chorus": int(rng.integers(0, 2))}
-    vocal = np.zeros(n + 4 * sr, np.float32)
-    last_sung = song["duration_s"] - settings["fade_out_seconds"] - 1.0
-    phrase, b = 0, 0
-    while b + 1 < len(form) and (b + 2) * bar <= last_sung:
-        sec = form[b]
-        if sec not in ("verse", "chorus") or form[b + 1] != sec:
-            phrase, b = 0, b + 1
-            continue
-        lyric = chorus_lines[phrase % 2] if sec == "chorus" else line()
-        placed = sing_phrase(tts, lyric, tunes[sec][phrase % 2], step_hz, slot_len, song["speed"],
-                             pickup[sec], vcache)
-        for slot, audio in placed:
-            place(vocal, int(b * bar * sr) + slot * slot_len, audio)
-        phrase, b = (phrase + 1 if form[b + 2: b + 3] == [sec] else 0), b + 2
-    vocal = vocal[:n]
-    vocal = vibrato(vocal, settings["vibrato_cents"], settings["vibrato_hz"])
-    vocal = reverb(vocal, rng, rng.uniform(*settings["vocal_reverb_wet"]))
+    # vocals: espeak-ng singing, a speaker's recordings (voices mode), or none (accompaniment only)
+    if not settings["vocals"]:
+        vocal = np.zeros(n, np.float32)
+    elif song.get("voice_files"):
+        vocal = spoken_vocal(song, settings, form, bar, n)
+    else:
+        vocal = sung_vocal(song, settings, rng, form, progs, key, bar, slot_len, n)
 
     # mix: the vocal level is the RMS ratio over the whole song; the mix RMS is fixed
     fade = np.ones(n, np.float32)
@@ -664,7 +844,8 @@ def render_song(song, settings=None, stems=False):
     fade[: int(0.02 * sr)] = np.linspace(0, 1, int(0.02 * sr))
     vocal, acc = vocal * fade, acc * fade
     rms = lambda y: float(np.sqrt(np.mean(y.astype(np.float64) ** 2)) + 1e-12)  # noqa: E731
-    vocal *= 10 ** (song["vocal_level_db"] / 20) * rms(acc) / rms(vocal)
+    if settings["vocals"]:
+        vocal *= 10 ** (song["vocal_level_db"] / 20) * rms(acc) / rms(vocal)
     mix = acc + vocal
     scale = 10 ** (settings["mix_rms_dbfs"] / 20) / rms(mix)
     mix, vocal, acc = mix * scale, vocal * scale, acc * scale
@@ -686,16 +867,27 @@ def _render_to_disk(job):
     return time.process_time()
 
 
+def check_voice_rates(voices, bandlimit_hz):
+    """Say when a language's recordings are sampled too low to fill the band the others get."""
+    for lang, speakers in voices.items():
+        rates = {sf.info(f).samplerate for files in speakers.values() for f in files}
+        if min(rates) < 2 * bandlimit_hz:
+            print(f"note: some {lang} recordings are sampled at {min(rates)} Hz, below 2 x {bandlimit_hz} Hz: "
+                  f"their channel is narrower than the others'; --set voice_bandlimit_hz={min(rates) // 2} "
+                  "gives every voice the same band", file=sys.stderr)
+
+
 def manifest_frame(songs):
     df = pd.DataFrame(songs)
     return df[MANIFEST_COLUMNS]
 
 
-def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, **overrides):
+def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, voices=None, **overrides):
     """Write <out_dir>/<song_id>.wav for every song not yet there and <out_dir>/manifest.csv.
 
     Returns the manifest's path. Overrides are generator settings by lower-case name
-    (DEFAULT_SETTINGS), e.g. tempo_range=(60, 180), artists_per_language=10.
+    (DEFAULT_SETTINGS), e.g. tempo_range=(60, 180), artists_per_language=10, vocals=False.
+    voices: a folder of <language>/<speaker>/*.wav|flac whose recordings replace espeak-ng's singing.
     """
     settings = resolve_settings(overrides)
     if n_songs < 1:
@@ -703,14 +895,23 @@ def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, **o
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # songs on disk are reused only if they were made with the same seed, size and settings
-    recipe = json.dumps(dict(n_songs=int(n_songs), seed=int(seed), settings=settings), sort_keys=True)
+    named = {k: v for k, v in settings.items() if k not in LATER_SETTINGS or v != DEFAULT_SETTINGS[k]}
+    found = find_voices(voices) if voices is not None else None
+    recipe = dict(n_songs=int(n_songs), seed=int(seed), settings=named)
+    if found is not None:
+        recipe["voices"] = voices_fingerprint(found, voices)
+        check_voice_rates(found, settings["voice_bandlimit_hz"])
+    recipe = json.dumps(recipe, sort_keys=True)
     recipe_path = out_dir / "demo_settings.json"
     if recipe_path.exists() and recipe_path.read_text() != recipe:
         raise common.PipelineError(f"{out_dir} holds a demo corpus made with another seed, size or settings "
                                    f"({recipe_path}); choose another folder or delete this one")
     with common.atomic_path(recipe_path) as tmp:
         tmp.write_text(recipe)
-    songs = plan_corpus(int(n_songs), int(seed), settings)
+    if found is None:
+        songs = plan_corpus(int(n_songs), int(seed), settings)
+    else:
+        songs = plan_voice_corpus(int(n_songs), int(seed), settings, found)
     todo = [s for s in songs if not (out_dir / s["path"]).exists()]
     workers = min(workers or WORKERS, max(len(todo), 1))
     jobs = [(s, settings, str(out_dir)) for s in todo]
@@ -728,8 +929,11 @@ def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, **o
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
             ctx.set_forkserver_preload([modname] + [m for m in CALLER_MODULES if m in sys.modules])
+        # the workers make no numba calls, but a cache left half-written or mismatched by an
+        # earlier run must be mended before any process loads it (common.warm_numba)
+        common.warm_numba(in_process=False)
         start, cpu = time.time(), 0.0
-        with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        with ctx.Pool(workers, initializer=common.die_with_parent, maxtasksperchild=1) as pool:
             for seconds in tqdm(pool.imap_unordered(render, jobs), total=len(jobs), desc=desc, unit="song"):
                 cpu += seconds
         print(f"rendered {len(jobs)} songs in {time.time() - start:.1f} s with {workers} workers "
@@ -756,12 +960,20 @@ def main():
     p.add_argument("--songs", type=int, default=DEMO_SONGS, help="number of songs, half per language")
     p.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the whole corpus")
     p.add_argument("--workers", type=int, default=WORKERS, help="parallel processes")
+    p.add_argument("--voices", default=None, metavar="DIR",
+                   help="folder of <language>/<speaker>/*.wav|flac recordings to use as the vocals "
+                        "(language = folder name, artist = speaker folder) instead of espeak-ng singing")
+    p.add_argument("--no-vocals", action="store_true",
+                   help="the same songs, accompaniment only (vocal level -inf): a control that should sit at chance")
     p.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="override a generator setting, e.g. --set tempo_range=(60,180); keys: "
                         + ", ".join(DEFAULT_SETTINGS))
     args = p.parse_args()
+    overrides = dict(args.set)
+    if args.no_vocals:
+        overrides["vocals"] = False
     manifest = generate_demo(args.out, n_songs=args.songs, seed=args.seed, workers=args.workers,
-                             **dict(args.set))
+                             voices=args.voices, **overrides)
     counts = pd.read_csv(manifest).language.value_counts()
     print(f"{counts.sum()} songs ({', '.join(f'{k} {v}' for k, v in counts.items())}) in {manifest}")
 

@@ -3,10 +3,12 @@ clusters follow instead (issue 5, section 1). Nothing here is a script.
 
     from diagnostics import probe_scores, song_scores, confound_columns, confound_nmi
 
-  probe_scores     supervised ceiling of a feature set: standardize + logistic regression,
+  probe_scores     the supervised probe of a feature set: standardize + logistic regression,
                    PROBE_FOLDS folds grouped by song (`probe_acc`: segments of one song never on
-                   both sides) and grouped by artist (`probe_acc_artist`: the stricter test, since
-                   a representation that recognizes singers scores well grouped by song)
+                   both sides) and grouped by artist, repeated (`probe_acc_artist`, "held-out
+                   singers": the stricter test, since a representation that recognizes singers
+                   scores well grouped by song), beside a permutation baseline. Not a ceiling:
+                   with few singers it is noisy and biased low
   song_scores      each song's cluster = majority vote of its segments; `song_acc`, `song_nmi`
   confound_nmi     NMI of a clustering against every column confound_columns() builds: the
                    artist, the segment's position in its song, and every extra column songs.csv
@@ -21,7 +23,6 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import metrics
@@ -31,6 +32,9 @@ import metrics
 PROBE_FOLDS = 5  # GroupKFold folds (fewer when there are fewer groups)
 PROBE_C = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
 PROBE_MAX_ITER = 2000  # lbfgs iterations
+PROBE_REPEATS = 3  # held-out-singer probe: grouped folds drawn this many times (seeded), accuracies averaged
+PROBE_PERMUTATIONS = 2  # permutation baseline: languages shuffled between singers this many times
+PROBE_SEED = 0  # seed of the repeated folds and of the permutations
 # ----------------------------------------------------------------------------
 # confounds
 CONFOUND_BINS = 4  # numeric columns with more distinct values than this go into quantile bins
@@ -39,7 +43,7 @@ POSITION_MAX = 3  # segment index within its song, positions >= this share one b
 # and the demo's espeak_voice (language voice + variant, e.g. "bn+m3": the label in disguise)
 NOT_CONFOUNDS = {"song_id", "language", "title", "source", "path", "video_id", "resolved_url",
                  "resolved_title", "url", "query", "segment_id", "start_s", "espeak_voice",
-                 "manifest_duration_s"}
+                 "manifest_duration_s", "manifest_song_id"}
 
 
 def _codes(values):
@@ -48,16 +52,18 @@ def _codes(values):
 
 # ----------------------------------------------------------------------------
 # probe: the supervised ceiling, grouped so that a song (or an artist) is never on both sides
-def probe_splits(groups, n_splits=PROBE_FOLDS):
-    """[(train_idx, test_idx)] of a GroupKFold over `groups`; [] when there are < 2 groups."""
+def probe_splits(groups, n_splits=PROBE_FOLDS, seed=None):
+    """[(train_idx, test_idx)] of a GroupKFold over `groups` (shuffled with `seed` unless None);
+    [] when there are < 2 groups."""
     groups = np.asarray(groups).astype(str)
     n = min(n_splits, len(np.unique(groups)))
     if n < 2:
         return []
-    return list(GroupKFold(n_splits=n).split(np.zeros(len(groups)), groups=groups))
+    kf = GroupKFold(n_splits=n) if seed is None else GroupKFold(n_splits=n, shuffle=True, random_state=seed)
+    return list(kf.split(np.zeros(len(groups)), groups=groups))
 
 
-def probe_accuracy(features, labels, groups, n_splits=PROBE_FOLDS, c=PROBE_C):
+def probe_accuracy(features, labels, groups, n_splits=PROBE_FOLDS, c=PROBE_C, seed=None):
     """Out-of-fold accuracy of standardize + logistic regression, folds grouped by `groups`.
 
     Every segment is predicted once, by a model that saw none of its group; NaN when the
@@ -65,7 +71,7 @@ def probe_accuracy(features, labels, groups, n_splits=PROBE_FOLDS, c=PROBE_C):
     """
     x = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     y = np.asarray(labels).astype(str)
-    splits = probe_splits(groups, n_splits)
+    splits = probe_splits(groups, n_splits, seed)
     if not splits:
         return float("nan")
     pred = np.empty(len(y), dtype=object)
@@ -74,16 +80,35 @@ def probe_accuracy(features, labels, groups, n_splits=PROBE_FOLDS, c=PROBE_C):
         if len(classes) < 2:  # all of one language in training: the only possible answer
             pred[test] = classes[0]
             continue
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=PROBE_MAX_ITER))
-        pred[test] = model.fit(x[train], y[train]).predict(x[test])
+        scaler = StandardScaler().fit(x[train])
+        xtr, xte = scaler.transform(x[train]), scaler.transform(x[test])
+        model = LogisticRegression(C=c, max_iter=PROBE_MAX_ITER)
+        pred[test] = model.fit(xtr, y[train]).predict(xte)
     return float(np.mean(pred == y))
 
 
-def probe_scores(features, segments, n_splits=PROBE_FOLDS, c=PROBE_C):
-    """{'probe_acc': grouped by song, 'probe_acc_artist': grouped by artist}."""
-    return {"probe_acc": probe_accuracy(features, segments["language"], segments["song_id"], n_splits, c),
-            "probe_acc_artist": probe_accuracy(features, segments["language"], segments["artist"],
-                                               n_splits, c)}
+def permute_between_groups(labels, groups, rng):
+    """The labels shuffled between groups: each group keeps one language, drawn from another group,
+    so the probe's structure (who is held out with whom) stays and only the language is gone."""
+    groups = np.asarray(groups).astype(str)
+    first = pd.Series(np.asarray(labels).astype(str)).groupby(groups).first()
+    shuffled = pd.Series(rng.permutation(first.to_numpy()), index=first.index)
+    return shuffled.loc[groups].to_numpy()
+
+
+def probe_scores(features, segments, n_splits=PROBE_FOLDS, c=PROBE_C, repeats=PROBE_REPEATS,
+                 permutations=PROBE_PERMUTATIONS, seed=PROBE_SEED):
+    """{'probe_acc': grouped by song; 'probe_acc_artist': held-out singers, the mean over `repeats`
+    shuffled grouped splits; 'probe_acc_artist_permuted': the same with the languages permuted
+    between singers (what the probe scores with no language in the features' reach)}."""
+    lang, artist = segments["language"], segments["artist"]
+    held_out = [probe_accuracy(features, lang, artist, n_splits, c, seed + r) for r in range(repeats)]
+    rng = np.random.default_rng(seed)
+    permuted = [probe_accuracy(features, permute_between_groups(lang, artist, rng), artist, n_splits, c, seed + r)
+                for r in range(permutations)]
+    return {"probe_acc": probe_accuracy(features, lang, segments["song_id"], n_splits, c),
+            "probe_acc_artist": float(np.nanmean(held_out)) if held_out else float("nan"),
+            "probe_acc_artist_permuted": float(np.nanmean(permuted)) if permuted else float("nan")}
 
 
 # ----------------------------------------------------------------------------
@@ -184,3 +209,14 @@ def confounds_heatmap(table, path, title="What the clusters follow: NMI of each 
     with common.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------
+# song level: the language belongs to the song (issue 8, section 3)
+def song_means(x, song_index, n_songs):
+    """(n_songs, d): the mean of each song's rows of x; song_index[i] is row i's song (0..n_songs-1)."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    sums = np.zeros((n_songs, x.shape[1]))
+    np.add.at(sums, song_index, x)
+    counts = np.bincount(song_index, minlength=n_songs).astype(np.float64)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)

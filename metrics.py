@@ -3,6 +3,11 @@
 Used by analyze_vae.py, analyze_advanced.py and analyze_hybrid.py; tested in
 tests/test_metrics.py. Nothing here is a script.
 
+Labels are optional: a segment whose language is empty (NaN once read) is unlabelled. Every
+K-Means clusters every segment; the label metrics (nmi, ari, purity, acc) are computed on the
+labelled segments only (`n_scored` says how many) and left empty (NaN) when fewer than two
+languages are labelled; silhouette needs no label and is always computed, on every segment.
+
 Metrics (all take the true languages and the cluster ids of the same segments):
   silhouette  Euclidean, on the very features that were clustered
   nmi, ari    scikit-learn's (NMI with the arithmetic mean: 2 I(Y;C) / (H(Y) + H(C)))
@@ -38,8 +43,15 @@ THREADS = 1  # threads for K-Means, PCA, t-SNE and distances in the analyze scri
 SILHOUETTE_MAX_POINTS = 6000  # up to here: exact, from one distance matrix per feature set
 # (6000^2 float32 = 144 MB); above it: a seeded sample of this many segments, same for every seed
 # ----------------------------------------------------------------------------
+# clusters and labels
+N_LANGUAGES = 2  # clusters K-Means finds (--n-clusters); the labels' count only if every segment has one
+PRETRAINED = "none"  # the `pretrained` family of every method here: made from this corpus alone
+N_CLUSTERS_HELP = (f"clusters K-Means finds (default: the number of languages if every segment is labelled, "
+                   f"else N_LANGUAGES = {N_LANGUAGES})")  # the analyze scripts' --n-clusters
+# ----------------------------------------------------------------------------
 # names
 METRIC_NAMES = ["silhouette", "nmi", "ari", "purity", "acc"]  # the metric columns, in table order
+LABEL_METRICS = ["nmi", "ari", "purity", "acc"]  # the ones that read the labels (empty without)
 CONDITIONAL_MODELS = {"cvae", "beta_vae"}  # models that see the language label when they encode
 
 # how each method is called in tables and figure titles (the report's Table 5.1 names)
@@ -64,7 +76,7 @@ METHOD_TITLES = {
 OWN_CLUSTERS_PREFIX = "vade"
 MODEL_SEEDS_FILE = "model_seeds_metrics.csv"  # every model seed's rows, with model_seed (analyze_advanced.py)
 # results/metrics/ files that hold no metrics rows (analyze_language.py's): read_metrics skips them
-NOT_METRICS_FILES = {"language_probes.csv", "confounds.csv"}
+NOT_METRICS_FILES = {"language_probes.csv", "confounds.csv", "declared_methods.csv"}
 
 
 def method_title(method):
@@ -80,6 +92,10 @@ def method_title(method):
         return f"{method[:-len('_kmeans')]} + K-Means"
     if method.endswith("_merge"):
         return f"{method[:-len('_merge')]}: singer clusters merged per language"
+    if method.endswith("_songs"):
+        return f"{method[:-len('_songs')]} per song + K-Means on songs"
+    if method == "whisper_lid_reference":
+        return "Whisper's own language ID (reference, told the languages)"
     return f"{method} + K-Means"
 
 
@@ -120,8 +136,12 @@ def acc(labels, clusters):
 
 
 def majority_rate(labels):
-    """Share of the most common language: what 'everything in one cluster' scores on purity."""
-    _, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    """Share of the most common language among the labelled segments: what 'everything in one
+    cluster' scores on purity. NaN when no segment is labelled."""
+    labels = np.asarray(labels, dtype=object)[labelled_mask(labels)]
+    if not len(labels):
+        return float("nan")
+    _, counts = np.unique(labels.astype(str), return_counts=True)
     return float(counts.max() / counts.sum())
 
 
@@ -176,7 +196,7 @@ def silhouette(features, clusters, distances=None, sample_seed=0):
 
 
 def score(features, labels, clusters, distances=None, sample_seed=0):
-    """Every metric for one clustering, as a dict keyed by METRIC_NAMES."""
+    """Every metric for one clustering, as a dict keyed by METRIC_NAMES (every segment labelled)."""
     return {
         "silhouette": silhouette(features, clusters, distances, sample_seed),
         "nmi": nmi(labels, clusters),
@@ -186,37 +206,157 @@ def score(features, labels, clusters, distances=None, sample_seed=0):
     }
 
 
+def score_labelled(features, labels, clusters, distances=None, sample_seed=0):
+    """Every metric of one clustering of every segment, where only some segments may be labelled.
+
+    silhouette: on every segment (label-free). nmi, ari, purity, acc: on the labelled segments
+    only, NaN (an empty CSV cell) when fewer than two languages are labelled: a score against one
+    language, or against a placeholder, would read as a result. Adds n_scored, the segments the
+    label metrics were computed on (0 when they are NaN).
+    """
+    clusters = np.asarray(clusters)
+    mask = labelled_mask(labels)
+    m = {"silhouette": silhouette(features, clusters, distances, sample_seed)}
+    known = np.asarray(labels, dtype=object)[mask].astype(str)
+    if len(set(known)) >= 2:
+        m.update({name: fn(known, clusters[mask]) for name, fn in
+                  (("nmi", nmi), ("ari", ari), ("purity", purity), ("acc", acc))})
+        m["n_scored"] = int(mask.sum())
+    else:
+        m.update({name: float("nan") for name in LABEL_METRICS})
+        m["n_scored"] = 0
+    return m
+
+
+def fmt_metric(value, digits=4):
+    """A metric for a console line or a table: '-' for an empty (NaN) cell."""
+    return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
 # ----------------------------------------------------------------------------
 # inputs
-def require_two_languages(segments, source="segments.csv"):
-    """Clustering by language needs at least two; say so plainly otherwise."""
-    langs = sorted(segments["language"].astype(str).unique())
-    if len(langs) < 2:
-        raise PipelineError(
-            f"{source} holds only one language ({', '.join(langs) or 'none'}): clustering by "
-            f"language needs at least two; add songs of another language and rebuild the dataset")
+def labelled_mask(languages):
+    """True where a segment has a language. `languages`: segments (a DataFrame with a language
+    column) or the column itself; an empty cell (NaN once read, "nan" once made text) or blank
+    text means unlabelled."""
+    if isinstance(languages, pd.DataFrame):
+        languages = languages["language"]
+    lang = pd.Series(np.asarray(languages, dtype=object))
+    text = lang.astype(str).str.strip()
+    return (lang.notna() & text.ne("") & text.str.lower().ne("nan")).to_numpy()
+
+
+def labelled_languages(languages):
+    """The distinct languages of the labelled segments, sorted."""
+    if isinstance(languages, pd.DataFrame):
+        languages = languages["language"]
+    values = np.asarray(languages, dtype=object)
+    return sorted(set(values[labelled_mask(values)].astype(str)))
+
+
+def n_clusters(segments, override=None):
+    """K for every K-Means: `override` (the --n-clusters flag) if set; else the number of
+    languages when every segment has one and there are at least two; else N_LANGUAGES."""
+    if override is not None:
+        if int(override) < 2:
+            raise PipelineError(f"--n-clusters {override}: clustering needs at least 2 clusters")
+        return int(override)
+    langs = labelled_languages(segments)
+    if labelled_mask(segments).all() and len(langs) >= 2:
+        return len(langs)
+    return N_LANGUAGES
+
+
+def check_labels(segments, k, source="segments.csv"):
+    """Say what the labels allow (every segment is clustered; the labelled ones are scored) and
+    stop only when there are fewer segments than clusters. Returns the labelled languages."""
+    if len(segments) < k:
+        raise PipelineError(f"{source} holds {len(segments)} segments, fewer than the {k} clusters asked "
+                            f"for: add songs and rebuild the dataset, or lower --n-clusters")
+    mask = labelled_mask(segments)
+    langs = labelled_languages(segments)
+    songs = segments["song_id"].astype(str) if "song_id" in segments else pd.Series(np.arange(len(segments)))
+    labelled_songs = songs[mask].nunique()
+    if not mask.any():
+        what = "no labels were given: every segment is clustered, none is scored (the metric cells stay empty)"
+    elif len(langs) < 2:
+        what = (f"{mask.sum()} of {len(mask)} segments are labelled, all {langs[0]}: scoring needs two "
+                f"languages, so the metric cells stay empty")
+    else:
+        what = (f"{mask.sum()} of {len(mask)} segments ({labelled_songs} of {songs.nunique()} songs) labelled "
+                f"({', '.join(langs)}): every segment is clustered, the labelled ones are scored")
+    print(f"k = {k} clusters; {what}")
     return langs
 
 
+def _latents_checked(data_dir, results_dir, model, path, retrain):
+    """Whether results/latents/<model>.npy may be used, judged by the checkpoint written with it:
+    True (one run's set, trained on the current mfcc.npy and segments.csv), False (a model given
+    the label, now that segments lack one: skipped with a line), or a PipelineError naming the
+    command that retrains. Latents without a checkpoint (made by hand) are used, with a note."""
+    import torch
+    import train_vae
+    ckpt_path = common.model_path(results_dir, model)
+    if not ckpt_path.exists():
+        print(f"note: {ckpt_path} not found: {path} is used unchecked against the data")
+        return True
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        config, fingerprint = ckpt.get("config") or {}, ckpt.get("data_fingerprint") or {}
+    except Exception as e:
+        raise PipelineError(f"{ckpt_path} is unreadable ({type(e).__name__}): re-train with `{retrain}`") from e
+    segments = pd.read_csv(common.segments_path(data_dir), dtype={"segment_id": str, "song_id": str})
+    if config.get("conditional"):
+        problem = train_vae.label_problem(segments, common.segments_path(data_dir))
+        if problem:
+            print(f"skipped {model}: it is given the language label of every segment, and {problem}")
+            return False
+    problem = train_vae.set_problem(ckpt, common.losses_path(results_dir, model), path)
+    if problem:
+        raise PipelineError(f"{path} and {ckpt_path} are not one run's files: {problem}; "
+                            f"re-train with `{retrain}`")
+    features = common.features_dir(data_dir) / fingerprint.get("input_file", "mfcc.npy")
+    now = train_vae.data_fingerprint(data_dir, segments, with_labels="languages_sha1" in fingerprint,
+                                     features_path=features) if features.exists() else {}
+    if fingerprint != now:
+        what = [name for key, name in (("input_sha1", str(features)),
+                                       ("segment_ids_sha1", "the segment ids in segments.csv"),
+                                       ("languages_sha1", "the languages in segments.csv"))
+                if fingerprint.get(key) != now.get(key)]
+        raise PipelineError(f"{path} was trained on other data than the current "
+                            f"{' and '.join(what) or 'features'} ({ckpt_path} records what it saw): "
+                            f"re-train with `{retrain}`")
+    return True
+
+
 def load_latents(data_dir, results_dir, model, n_segments):
-    """The model's latents, checked against the segments; None (with a printed line) if the
-    model was not trained. A length mismatch stops the run: the files come from different corpora."""
+    """The model's latents, checked against the segments and against the checkpoint written with
+    them (the data fingerprint: mfcc.npy's bytes, segments.csv's ids, and the languages where the
+    model saw them). None (with a printed line) if the model was not trained, or is given the
+    label and some segments now have none. A mismatch stops the run, naming the command that
+    retrains: the files come from different corpora or different runs."""
+    from models import train_command
     path = common.latents_path(results_dir, model)
+    dirs = "".join(f" --{flag} {d}" for flag, d, default in (("data-dir", data_dir, "data"),
+                                                              ("results-dir", results_dir, "results"))
+                   if str(d) != default)
+    retrain = f"{train_command(model)}{dirs}"
     if not path.exists():
-        script = "train_vae.py" if model == "vae" else f"train_cvae.py --model {model}"
-        print(f"skipped {model}: {path} not found (train it with `python {script}`)")
+        print(f"skipped {model}: {path} not found (train it with `{retrain}`)")
         return None
     try:
         z = np.load(path)
     except Exception as e:
-        raise PipelineError(f"{path} is unreadable ({e}): re-train the {model} model") from e
+        raise PipelineError(f"{path} is unreadable ({e}): re-train with `{retrain}`") from e
     if z.ndim != 2 or len(z) != n_segments:
         raise PipelineError(
             f"{path} has {len(z) if z.ndim else 0} rows but {common.segments_path(data_dir)} "
             f"(and {common.mfcc_path(data_dir)}) has {n_segments} segments: the latents come from "
-            f"another dataset; re-train {model} on the current features")
+            f"another dataset; re-train with `{retrain}`")
     if not np.isfinite(z).all():
-        raise PipelineError(f"{path} contains NaN or infinite values: re-train the {model} model")
+        raise PipelineError(f"{path} contains NaN or infinite values: re-train with `{retrain}`")
+    if not _latents_checked(data_dir, results_dir, model, path, retrain):
+        return None
     return z.astype(np.float32)
 
 
@@ -291,22 +431,23 @@ def kmeans_seeds(seed, n_seeds=N_KMEANS_SEEDS):
 @limited_threads
 def cluster_and_score(features, labels, method, features_desc, uses_labels, seed,
                       n_seeds=N_KMEANS_SEEDS, k=None):
-    """K-Means (k = number of languages) for n_seeds seeds starting at `seed`.
+    """K-Means of every segment (k from n_clusters unless given) for n_seeds seeds from `seed`,
+    scored on the labelled segments (score_labelled).
 
     Returns (rows, assignments): rows a DataFrame with exactly METRIC_COLUMNS, one per seed;
     assignments {kmeans seed: cluster ids (N,)}.
     """
-    labels = np.asarray(labels).astype(str)
+    labels = np.asarray(labels, dtype=object)
     features = np.asarray(features, dtype=np.float32)
-    k = k or len(np.unique(labels))
+    k = k or n_clusters(labels)
     distances = distance_matrix(features)
     rows, assignments = [], {}
     for s in kmeans_seeds(seed, n_seeds):
         clusters = kmeans(features, k, s)
         assignments[s] = clusters
-        m = score(features, labels, clusters, distances, sample_seed=seed)
+        m = score_labelled(features, labels, clusters, distances, sample_seed=seed)
         rows.append({"method": method, "features": features_desc, "uses_labels": bool(uses_labels),
-                     **m, "n_segments": len(labels), "seed": s})
+                     "pretrained": PRETRAINED, **m, "n_segments": len(labels), "seed": s})
     return pd.DataFrame(rows, columns=METRIC_COLUMNS), assignments
 
 
@@ -318,21 +459,21 @@ def clusters_frame(segment_ids, assignments):
 
 
 def evaluate(method, features, segments, features_desc, uses_labels, results_dir, seed,
-             n_seeds=N_KMEANS_SEEDS, extra=None, clusters_name=None):
+             n_seeds=N_KMEANS_SEEDS, extra=None, clusters_name=None, k=None):
     """cluster_and_score, then write results/clusters/<clusters_name or method>.csv; print the mean line.
 
     extra: {column: value} appended to every row (e.g. uses_metadata for the hybrids).
-    Returns (rows, assignments).
+    k: clusters (default: n_clusters(segments)). Returns (rows, assignments).
     """
     rows, assignments = cluster_and_score(features, segments["language"], method, features_desc,
-                                          uses_labels, seed, n_seeds)
+                                          uses_labels, seed, n_seeds, k=k)
     for col, value in (extra or {}).items():
         rows[col] = value
     common.write_csv(common.clusters_path(results_dir, clusters_name or method),
                      clusters_frame(segments["segment_id"], assignments))
-    means = rows[METRIC_NAMES].mean()
-    print(f"{clusters_name or method:<20s} " + "  ".join(f"{m} {means[m]:.4f}" for m in METRIC_NAMES)
-          + f"  (mean of {n_seeds} K-Means seeds)")
+    means = rows[METRIC_NAMES].astype(float).mean()
+    print(f"{clusters_name or method:<20s} " + "  ".join(f"{m} {fmt_metric(means[m])}" for m in METRIC_NAMES)
+          + f"  (mean of {n_seeds} K-Means seeds; {int(rows['n_scored'].iloc[0])} labelled segments scored)")
     return rows, assignments
 
 
@@ -342,15 +483,16 @@ def summarize(rows):
     model_seed column: n_model_seeds, acc_model_std (std over model seeds of each seed's mean acc)
     and, where the rows say (VaDE), collapsed_fraction."""
     rows = pd.DataFrame(rows)
-    keys = [c for c in ["method", "features", "uses_labels", "uses_metadata", "n_segments"]
-            if c in rows.columns]
+    keys = [c for c in ["method", "features", "uses_labels", "pretrained", "uses_metadata", "n_segments",
+                        "n_scored", "metrics_file"] if c in rows.columns]
     out = []
     for method, g in rows.groupby("method", sort=False):
         r = {k: g[k].iloc[0] for k in keys}
         r["n_seeds"] = len(g)
-        for m in METRIC_NAMES:
-            r[f"{m}_mean"] = float(g[m].mean())
-            r[f"{m}_std"] = float(g[m].std(ddof=1)) if len(g) > 1 else float("nan")
+        for m in METRIC_NAMES:  # NaN cells (nothing scored) are skipped; all NaN gives NaN
+            values = pd.to_numeric(g[m], errors="coerce")
+            r[f"{m}_mean"] = float(values.mean())
+            r[f"{m}_std"] = float(values.std(ddof=1)) if values.notna().sum() > 1 else float("nan")
         if "model_seed" in g and g["model_seed"].notna().any():
             per_seed = g.groupby("model_seed")["acc"].mean()
             r["n_model_seeds"] = len(per_seed)
@@ -369,6 +511,11 @@ REPORT_METHODS = ["pca_kmeans", "mfcc_kmeans", "vae", "autoencoder", "cvae", "be
 
 
 ADDED_METHODS = ["hybrid_vae", "hybrid_autoencoder", "hybrid_beta_vae", "text_artist"]  # then the rest
+# columns a metrics file written before they existed may lack: {column: its value from the row}
+OPTIONAL_COLUMNS = {
+    "pretrained": lambda df: PRETRAINED,
+    "n_scored": lambda df: df["n_segments"].where(pd.to_numeric(df["acc"], errors="coerce").notna(), 0),
+}
 
 
 def method_rank(method):
@@ -388,9 +535,15 @@ def read_metrics(results_dir):
     by_method = {}
     for f in files:
         df = pd.read_csv(f)
-        if not set(METRIC_COLUMNS) <= set(df.columns):
+        if not set(METRIC_COLUMNS) - set(OPTIONAL_COLUMNS) <= set(df.columns):
             print(f"note: {f} lacks the metrics columns; left out")
             continue
+        for col, default in OPTIONAL_COLUMNS.items():
+            if col not in df or df[col].isna().all():  # an older file, or a column left empty
+                df[col] = default(df)
+            else:
+                df[col] = df[col].fillna(default(df))
+        df["metrics_file"] = f.name  # report.py groups its table by where a row came from
         for method, g in df.groupby("method", sort=False):
             by_method[method] = g
     if not by_method:

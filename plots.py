@@ -2,7 +2,9 @@
 
 Names: <method>_tsne_language.png, <method>_tsne_cluster.png, <method>_composition.png,
 <method>_confusion.png, <model>_loss.png, <model>_reconstructions.png, all_losses.png,
-methods_comparison.png. report.py captions them by these suffixes.
+methods_comparison.png, song_languages_confusion.png. report.py captions them by these suffixes.
+Heat-maps and stacked composition bars are seaborn's. Unlabelled segments (an empty language) are
+drawn grey as "unlabelled"; the confusion matrix shows the labelled segments only.
 """
 import matplotlib
 
@@ -11,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
@@ -32,6 +35,9 @@ DPI = 110  # resolution of every PNG
 KNOWN_LANGUAGE_COLORS = {"english": "tab:blue", "bangla": "tab:red", "bengali": "tab:red"}
 OTHER_COLORS = ["tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive"]
 CLUSTER_COLORS = ["tab:orange", "tab:cyan", "tab:olive", "tab:purple", "tab:brown", "tab:pink"]
+UNLABELLED = "unlabelled"  # how a segment without a language is named in legends
+UNLABELLED_COLOR = "lightgrey"
+HEATMAP_CMAP = "Blues"  # every count heat-map (confusion matrices)
 METHOD_KINDS = ("tsne", "composition", "confusion")  # the per-method figures
 
 
@@ -44,7 +50,23 @@ def language_name(lang):
 def language_colors(languages):
     langs = sorted(set(map(str, languages)))
     others = iter(OTHER_COLORS * 4)
-    return {l: KNOWN_LANGUAGE_COLORS.get(l.lower()) or next(others) for l in langs}
+    return {l: UNLABELLED_COLOR if l == UNLABELLED else KNOWN_LANGUAGE_COLORS.get(l.lower()) or next(others)
+            for l in langs}
+
+
+def display_languages(languages):
+    """The languages as text, an empty one as UNLABELLED (for legends and composition bars)."""
+    values = np.asarray(languages, dtype=object)
+    return np.where(metrics.labelled_mask(values), values.astype(str), UNLABELLED).astype(str)
+
+
+def _labelled_scores(languages, clusters):
+    """(purity, majority rate, acc) on the labelled segments, NaN where fewer than two languages."""
+    mask = metrics.labelled_mask(languages)
+    known, clusters = np.asarray(languages, dtype=object)[mask].astype(str), np.asarray(clusters)[mask]
+    if len(set(known)) < 2:
+        return float("nan"), float("nan"), float("nan")
+    return metrics.purity(known, clusters), metrics.majority_rate(known), metrics.acc(known, clusters)
 
 
 def save(fig, path):
@@ -89,73 +111,107 @@ def _scatter(emb, values, names, colors, title, legend_title, path):
     return save(fig, path)
 
 
-def tsne_figures(method, features_desc, emb, idx, languages, clusters, kmeans_seed, note, fig_dir):
-    """Two scatter plots of the same embedding: by true language, by K-Means cluster."""
-    languages = np.asarray(languages).astype(str)[idx]
+def tsne_figures(method, features_desc, emb, idx, languages, clusters, kmeans_seed, note, fig_dir,
+                 by_language=True):
+    """Two scatter plots of the same embedding: by true language (unless by_language is False),
+    by K-Means cluster."""
+    languages = display_languages(languages)[idx]
     clusters = np.asarray(clusters)[idx]
     sub = f"\n{features_desc}" + (f" ({note})" if note else "")
     colors = language_colors(languages)
     p1 = _scatter(emb, languages, {l: language_name(l) for l in colors}, colors,
                   f"{metrics.method_title(method)}: t-SNE coloured by true language{sub}",
-                  "language", fig_dir / f"{method}_tsne_language.png")
+                  "language", fig_dir / f"{method}_tsne_language.png") if by_language else None
     cl = sorted(set(clusters.tolist()))
     ccolors = {c: CLUSTER_COLORS[i % len(CLUSTER_COLORS)] for i, c in enumerate(cl)}
     p2 = _scatter(emb, clusters, {c: f"cluster {c}" for c in cl}, ccolors,
                   f"{metrics.method_title(method)}: t-SNE coloured by K-Means cluster "
                   f"(seed {kmeans_seed}){sub}", "K-Means cluster", fig_dir / f"{method}_tsne_cluster.png")
-    return [p1, p2]
+    return [p for p in (p1, p2) if p is not None]
 
 
 # ----------------------------------------------------------------------------
 # cluster-by-language tables
 def composition(method, languages, clusters, kmeans_seed, fig_dir):
-    """Stacked bars: for each cluster, how many segments of each language it holds."""
-    table, cv, lv = metrics.contingency(languages, clusters)
+    """Stacked bars (seaborn): for each cluster, how many segments of each language it holds;
+    unlabelled segments are a grey layer of their own."""
+    shown = display_languages(languages)
+    table, cv, lv = metrics.contingency(shown, clusters)
+    order = [j for j, l in enumerate(lv) if l != UNLABELLED] + [j for j, l in enumerate(lv) if l == UNLABELLED]
+    table, lv = table[:, order], [lv[j] for j in order]  # the grey layer on top
     colors = language_colors(lv)
+    cluster_pos = {c: i for i, c in enumerate(cv)}
+    data = pd.DataFrame({"x": [cluster_pos[c] for c in np.asarray(clusters).astype(str)],
+                         "language": [language_name(l) if l != UNLABELLED else l for l in shown]})
+    names = [language_name(l) if l != UNLABELLED else l for l in lv]
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    x = np.arange(len(cv))
+    # seaborn stacks the last hue level at the bottom: reversed, lv[0] is the bottom layer, the
+    # grey unlabelled one the top, and the legend reads top to bottom like the bars
+    sns.histplot(data, x="x", hue="language", hue_order=names[::-1], multiple="stack", discrete=True, shrink=0.8,
+                 palette={n: colors[l] for n, l in zip(names, lv)}, alpha=1.0, linewidth=0, ax=ax)
     bottom = np.zeros(len(cv))
-    for j, lang in enumerate(lv):
-        bars = ax.bar(x, table[:, j], bottom=bottom, color=colors[lang], label=language_name(lang))
-        for i, b in enumerate(bars):
+    for j in range(len(lv)):
+        for i in range(len(cv)):
             if table[i, j] > 0 and table[i, j] / max(table[i].sum(), 1) > 0.06:
-                ax.text(b.get_x() + b.get_width() / 2, bottom[i] + table[i, j] / 2,
-                        f"{table[i, j]}\n({table[i, j] / table[i].sum():.0%})",
-                        ha="center", va="center", fontsize=8, color="white")
+                ax.text(i, bottom[i] + table[i, j] / 2, f"{table[i, j]}\n({table[i, j] / table[i].sum():.0%})",
+                        ha="center", va="center", fontsize=8, color="black" if lv[j] == UNLABELLED else "white")
         bottom += table[:, j]
-    ax.set_xticks(x, [f"cluster {c}\n(n={table[i].sum()})" for i, c in enumerate(cv)])
+    ax.set_xticks(range(len(cv)), [f"cluster {c}\n(n={table[i].sum()})" for i, c in enumerate(cv)])
     ax.set_xlabel("K-Means cluster")
     ax.set_ylabel("segments")
+    pur, maj, _ = _labelled_scores(languages, clusters)
+    scored = (f"purity {pur:.3f}, majority rate {maj:.3f}" if not np.isnan(pur)
+              else "not scored: fewer than two languages labelled")
     ax.set_title(f"{metrics.method_title(method)}: language composition of each cluster\n"
-                 f"(K-Means seed {kmeans_seed}; purity {metrics.purity(languages, clusters):.3f}, "
-                 f"majority rate {metrics.majority_rate(languages):.3f})", fontsize=10)
-    ax.legend(title="language")
+                 f"(K-Means seed {kmeans_seed}; {scored})", fontsize=10)
     return save(fig, fig_dir / f"{method}_composition.png")
 
 
+def count_heatmap(table, row_names, col_names, title, xlabel, ylabel, path):
+    """A seaborn heat-map of counts, each cell annotated; returns the path."""
+    table = np.asarray(table)
+    fig, ax = plt.subplots(figsize=(1.8 * len(col_names) + 3, 0.9 * len(row_names) + 2.2))
+    sns.heatmap(pd.DataFrame(table, index=row_names, columns=col_names), annot=True, fmt="d",
+                cmap=HEATMAP_CMAP, cbar_kws={"label": "count"}, linewidths=0.5, linecolor="white", ax=ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(title, fontsize=10)
+    return save(fig, path)
+
+
 def confusion(method, languages, clusters, kmeans_seed, fig_dir):
-    """Cluster x language counts, clusters ordered by the Hungarian matching."""
-    table, cv, lv = metrics.contingency(languages, clusters)
-    match = metrics.matching(languages, clusters)
+    """Cluster x language counts of the labelled segments, clusters ordered by the Hungarian
+    matching; None when no segment is labelled."""
+    mask = metrics.labelled_mask(languages)
+    if not mask.any():
+        return None
+    known, clusters_known = np.asarray(languages, dtype=object)[mask].astype(str), np.asarray(clusters)[mask]
+    table, cv, lv = metrics.contingency(known, clusters_known)
+    match = metrics.matching(known, clusters_known)
     lang_pos = {l: j for j, l in enumerate(lv)}
     order = sorted(range(len(cv)), key=lambda i: lang_pos.get(match.get(cv[i]), len(lv) + i))
-    table = table[order]
     rows = [f"cluster {cv[i]} → {language_name(match[cv[i]])}" if cv[i] in match
             else f"cluster {cv[i]} (unmatched)" for i in order]
-    fig, ax = plt.subplots(figsize=(1.8 * len(lv) + 3, 0.9 * len(cv) + 2.2))
-    im = ax.imshow(table, cmap="Blues")
-    for i in range(table.shape[0]):
-        for j in range(table.shape[1]):
-            ax.text(j, i, str(table[i, j]), ha="center", va="center",
-                    color="white" if table[i, j] > table.max() / 2 else "black")
-    ax.set_xticks(range(len(lv)), [language_name(l) for l in lv])
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("true language")
-    ax.set_ylabel("K-Means cluster → matched language")
-    ax.set_title(f"{metrics.method_title(method)}: confusion matrix after Hungarian matching\n"
-                 f"(K-Means seed {kmeans_seed}; acc {metrics.acc(languages, clusters):.3f})", fontsize=10)
-    fig.colorbar(im, ax=ax, label="segments")
-    return save(fig, fig_dir / f"{method}_confusion.png")
+    _, _, acc = _labelled_scores(languages, clusters)
+    scored = f"acc {acc:.3f}" if not np.isnan(acc) else "acc not scored: one language labelled"
+    of = "" if mask.all() else f"; the {mask.sum()} labelled of {len(mask)} segments"
+    return count_heatmap(table[order], rows, [language_name(l) for l in lv],
+                         f"{metrics.method_title(method)}: confusion matrix after Hungarian matching\n"
+                         f"(K-Means seed {kmeans_seed}; {scored}{of})", "true language",
+                         "K-Means cluster → matched language", fig_dir / f"{method}_confusion.png")
+
+
+def song_confusion(songs, path):
+    """Songs per (cluster, known language) from song_languages.csv's rows (labelled songs only),
+    as a seaborn heat-map; None when no song is labelled."""
+    known = songs[metrics.labelled_mask(songs["language"])]
+    if not len(known):
+        return None
+    table = pd.crosstab(known["cluster"].astype(str), known["language"].astype(str))
+    return count_heatmap(table.to_numpy(), list(table.index), [language_name(l) for l in table.columns],
+                         f"Clusters against the known languages ({len(known)} labelled of {len(songs)} songs)",
+                         "known language", "cluster", path)
 
 
 def method_figures(method, features, features_desc, segments, assignments, seed, results_dir,
@@ -163,15 +219,22 @@ def method_figures(method, features, features_desc, segments, assignments, seed,
     """The per-method figures; the clusters shown are those of the first K-Means seed."""
     fig_dir = common.figures_dir(results_dir)
     kseed = min(assignments)
-    clusters, languages = assignments[kseed], segments["language"].astype(str).to_numpy()
+    clusters, languages = assignments[kseed], segments["language"].to_numpy(dtype=object)
+    labelled = metrics.labelled_mask(languages).any()
     paths = []
     if "tsne" in kinds:
         emb, idx, note = tsne_embedding(features, seed)
-        paths += tsne_figures(method, features_desc, emb, idx, languages, clusters, kseed, note, fig_dir)
-    if "composition" in kinds:
+        # without any label one grey cloud says nothing: only the cluster colouring is drawn
+        paths += tsne_figures(method, features_desc, emb, idx, languages, clusters, kseed, note, fig_dir,
+                              by_language=labelled)
+    if "composition" in kinds and labelled:
         paths.append(composition(method, languages, clusters, kseed, fig_dir))
     if "confusion" in kinds:
         paths.append(confusion(method, languages, clusters, kseed, fig_dir))
+    paths = [p for p in paths if p is not None]
+    if not labelled:  # an earlier, labelled run's figures would describe other data
+        for kind in ("_tsne_language", "_composition", "_confusion"):
+            (fig_dir / f"{method}{kind}.png").unlink(missing_ok=True)
     return paths
 
 
@@ -244,7 +307,7 @@ def all_losses(models, results_dir):
 def pick_segments(segments, n, seed):
     """n segments, seeded, taking the languages in turn so each one is shown."""
     rng = np.random.default_rng(seed)
-    langs = segments["language"].astype(str).to_numpy()
+    langs = display_languages(segments["language"])
     pools = {l: list(rng.permutation(np.flatnonzero(langs == l))) for l in sorted(set(langs))}
     picked = []
     while len(picked) < min(n, len(langs)):
@@ -266,7 +329,7 @@ def reconstructions(model, mfcc, segments, results_dir, seed):
         net, ckpt = models.load_checkpoint(path, device="cpu")
         idx = pick_segments(segments, N_RECONSTRUCTIONS, seed)
         x = torch.from_numpy(np.asarray(mfcc[idx], dtype=np.float32))
-        langs = segments["language"].astype(str).to_numpy()[idx]
+        langs = display_languages(segments["language"])[idx]
         y = None
         if getattr(net, "uses_labels", False):
             known = list(ckpt["config"]["languages"])
@@ -318,7 +381,11 @@ def comparison(summary, path, majority=None, title="Every method on every metric
             if saw_label:
                 bar.set_hatch("//")
         ax.axvline(0, color="black", lw=0.8)
-        if m == "purity" and majority is not None:
+        if summary[f"{m}_mean"].isna().all():
+            ax.text(0.5, 0.5, "not scored:\nno labelled segments", ha="center", va="center",
+                    transform=ax.transAxes, color="gray")
+            ax.set_xticks([])
+        if m == "purity" and majority is not None and not pd.isna(majority):
             ax.axvline(majority, color="red", ls="--", lw=1)
             ax.text(majority, len(names) - 0.4, " majority rate", color="red", fontsize=8)
         ax.set_title(m)
@@ -343,8 +410,8 @@ def comparison_from_results(results_dir, majority=None):
     if rows is None:
         return None
     return comparison(metrics.summarize(rows), common.figures_dir(results_dir) / "methods_comparison.png",
-                      majority, title=f"Every method on every metric "
-                                      f"(K-Means k = number of languages, {rows['seed'].nunique()} seeds)")
+                      majority, title=f"Every method on every metric (K-Means, {rows['seed'].nunique()} seeds; "
+                                      f"label metrics on the labelled segments only)")
 
 
 # ----------------------------------------------------------------------------

@@ -9,13 +9,17 @@ Same data, outputs and training loop as train_vae.py (results/models/<model>.pth
 results/losses/<model>.csv, results/latents/<model>.npy for the first seed,
 <model>_seed<S>.* for the other N_MODEL_SEEDS - 1 seeds). The CVAE, and the report's
 Beta-VAE, see the language label they are later scored against: their configs say
-conditional=True and every table marks them `uses_labels`.
+conditional=True and every table marks them `uses_labels`. Labels are optional: the CVAE and the
+report's Beta-VAE are skipped with one line unless every segment has a language and there are at
+least two (they condition each segment on its label, and their latents must cover every segment);
+the label-free models (autoencoder, beta_vae_uncond, pooled_*) train on every segment and never
+read the language. An interrupted run resumes, as in train_vae.py.
 """
 import argparse
 
 import common
 # LATENT_DIM, BATCH_SIZE, LEARNING_RATE, EPOCHS, SEED: train_vae.py's, so the four models train alike
-from train_vae import TrainingStopped, add_training_args, base_config, check_args, train_seeds
+from train_vae import TrainingStopped, add_training_args, base_config, check_args, prepare_results, train_seeds
 
 # ----------------------------------------------------------------------------
 # models (report sections 3.2.2 to 3.2.4)
@@ -57,6 +61,7 @@ def main(argv=None):
     check_args(args)
     if args.embed_dim < 1:
         raise common.PipelineError("--embed-dim must be at least 1")
+    prepare_results(args.results_dir)
     settings = model_settings(args)
     names = MODELS_HERE if args.model == "all" else [args.model]
     stopped = []

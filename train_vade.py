@@ -6,8 +6,14 @@ with one component per language, so the clusters are read from the model, not fr
 
 Per run: pretraining as an autoencoder (the encoder mean as the code), a diagonal Gaussian
 mixture (scikit-learn, seeded) fitted on those codes initializes the prior, then the VaDE ELBO
-(models.vade_loss). The clusters are argmax_c q(c|x) at the encoder mean. K is the number of
-languages in segments.csv; the labels themselves are read only to score the result.
+(models.vade_loss). The clusters are argmax_c q(c|x) at the encoder mean. K is --n-clusters if
+given; else, with every segment labelled (two languages or more), the number of languages in
+segments.csv; else N_LANGUAGES. The labels are read only to score the result, on the labelled
+segments alone (no labels: the metric cells are empty).
+
+An interrupted run resumes where it stopped, in either phase (results/models/<name>.partial.pth,
+as in train_vae.py), and ends bitwise identical to an uninterrupted run (same seed and --threads,
+on the CPU).
 
 VaDE varies between runs and can collapse (one component takes nearly every segment), so it is
 trained VADE_RUNS times with seeds SEED, SEED + 1, ...; every run is kept and scored and the
@@ -19,12 +25,10 @@ Writes, with <name> = vade (MFCC) or vade_<features>, and <name>_seed<S> for run
   results/losses/<name>.csv     epoch, loss, recon, kl (pretraining epochs first, kl empty)
   results/latents/<name>.npy    the mean of q(z|x), float32 (N, VADE_LATENT_DIM)
   results/clusters/<name>.csv   segment_id, seed, cluster: every run, seed = the run's seed
-  results/metrics/vade_metrics.csv   METRIC_COLUMNS + model_seed, collapsed, elbo: one row per
+  results/metrics/vade_metrics.csv   METRIC_COLUMNS + n_scored, model_seed, collapsed, elbo: one row per
                                 run (rows of other feature sets kept)
 """
 import argparse
-import copy
-import hashlib
 import math
 
 import numpy as np
@@ -35,7 +39,9 @@ from sklearn.mixture import GaussianMixture
 import common
 import metrics
 from models import VADE_LATENT_DIM, build_model, seeded_name, vade_name
-from train_vae import NUM_THREADS, TrainingStopped, encode_all, shuffled_epoch
+from train_vae import (NUM_THREADS, TrainingStopped, data_fingerprint, encode_all, is_done, labelled_mask,
+                       load_partial, partial_path, prepare_results, save_partial, set_rng_state,
+                       shuffled_epoch, write_finished)
 
 # ----------------------------------------------------------------------------
 # input
@@ -49,13 +55,21 @@ PRETRAIN_LR = 1e-3  # Adam, pretraining
 EPOCHS = 20  # VaDE epochs after the initialization
 LEARNING_RATE = 5e-4  # Adam, VaDE phase
 GMM_N_INIT = 5  # restarts of the mixture fit on the pretrained codes (best likelihood wins)
+N_LANGUAGES = 2  # mixture components (--n-clusters); the labels' count only if all are labelled
 # ----------------------------------------------------------------------------
 # runs
 SEED = 42  # first run's seed; the others follow
 VADE_RUNS = 3  # runs, all kept and scored (mean and std in the tables)
 COLLAPSE_SHARE = 0.9  # a run is collapsed when one component takes more than this share
 METRICS_FILE = "vade_metrics.csv"  # in results/metrics/
-EXTRA_COLUMNS = ["model_seed", "collapsed", "elbo"]  # after METRIC_COLUMNS
+EXTRA_COLUMNS = ["model_seed", "collapsed", "elbo"]  # after METRIC_COLUMNS (and n_scored)
+
+
+def metrics_columns():
+    """METRIC_COLUMNS, n_scored (the labelled segments the label metrics were computed on) unless
+    it is among them already, then EXTRA_COLUMNS."""
+    scored = [] if "n_scored" in common.METRIC_COLUMNS else ["n_scored"]
+    return common.METRIC_COLUMNS + scored + EXTRA_COLUMNS
 
 
 def load_input(data_dir, features):
@@ -85,10 +99,33 @@ def load_input(data_dir, features):
             raise common.PipelineError(f"{path} contains NaN or infinite values: re-run `python build_features.py`")
         x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
         input_dim = x.shape[1]
-    st = path.stat()
-    fingerprint = {"features_bytes": st.st_size, "features_mtime_ns": st.st_mtime_ns,
-                   "segments_sha1": hashlib.sha1(common.segments_path(data_dir).read_bytes()).hexdigest()}
-    return x, segments, input_dim, fingerprint
+    return x, segments, input_dim, data_fingerprint(data_dir, segments, features_path=path)
+
+
+def n_clusters(flag, segments, source="segments.csv"):
+    """K: the flag if given; else the number of languages when every segment has one (and there
+    are at least two); else N_LANGUAGES. Prints which, so a run says what it assumed."""
+    if flag is not None:
+        return flag, f"K = {flag} (--n-clusters)"
+    mask = labelled_mask(segments)
+    if mask.all():
+        k = segments["language"].astype(str).nunique()
+        if k >= 2:
+            return k, f"K = {k}: the number of languages in {source}"
+    return N_LANGUAGES, f"K = {N_LANGUAGES} (N_LANGUAGES; {mask.sum()} of {len(mask)} segments labelled)"
+
+
+def score_run(latents, segments, clusters):
+    """The metric cells of one run: silhouette on every segment (label-free), the label metrics on
+    the labelled segments only, NaN (an empty cell) where no segment has a language."""
+    mask = labelled_mask(segments)
+    m = {name: float("nan") for name in metrics.METRIC_NAMES}
+    if mask.any():
+        m.update(metrics.score(latents[mask], segments["language"].astype(str).to_numpy()[mask], clusters[mask]))
+    m["silhouette"] = metrics.silhouette(latents, clusters)
+    m["n_scored"] = int(mask.sum())
+    m["pretrained"] = metrics.PRETRAINED  # nothing trained elsewhere
+    return m
 
 
 @torch.inference_mode()
@@ -110,34 +147,39 @@ def init_mixture(model, codes, seed):
         model.logvar_c.copy_(torch.as_tensor(np.log(gmm.covariances_), dtype=torch.float32))
 
 
-def _phase(model, opt, x, labels, epochs, config, device, shuffle, history, tag, ckpt):
-    """Train `epochs` epochs, appending to history; stops on a non-finite loss."""
-    for epoch in range(1, epochs + 1):
+def _phase(model, opt, x, labels, first, epochs, config, device, shuffle, history, tag, ckpt):
+    """Train epochs first..epochs of a phase, appending to history and saving the partial
+    checkpoint after each; stops on a non-finite loss."""
+    for epoch in range(first, epochs + 1):
         loss, rec, kl, has_kl, seconds = shuffled_epoch(model, opt, x, labels, shuffle, config["batch_size"],
                                                         device, desc=f"{config['run_name']} {tag} {epoch}/{epochs}")
         if not all(math.isfinite(v) for v in (loss, rec, kl)):
             raise TrainingStopped(f"{config['run_name']}: the loss became NaN or infinite in {tag} epoch "
-                                  f"{epoch}; lower --lr. The checkpoint of the last good epoch is kept.")
+                                  f"{epoch}; lower --lr. This run's results were not written.")
         history.append({"epoch": len(history) + 1, "loss": loss, "recon": rec, "kl": kl if has_kl else None})
-        ckpt(len(history))
+        ckpt(opt, tag)
         kl_txt = f"  kl {kl:.2f}" if has_kl else ""
         print(f"{config['run_name']} {tag} epoch {epoch}/{epochs}: loss {loss:.2f}  recon {rec:.2f}"
               f"{kl_txt}  {len(x) / seconds:.0f} segments/s")
 
 
+def _cpu_state(model):
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def train_run(x, segments, input_dim, fingerprint, config, out_name, data_dir, results_dir, force, threads):
-    """One VaDE run; returns (latents, gamma, final ELBO). Skips (reloads) a finished run."""
+    """One VaDE run; returns (latents, gamma, final ELBO). Skips (reloads) a finished run and
+    continues an unfinished one (either phase) from results/models/<out_name>.partial.pth."""
     from models import load_checkpoint
     device = common.pick_device()
     ckpt_path = common.model_path(results_dir, out_name)
     lat_path = common.latents_path(results_dir, out_name)
-    if not force and ckpt_path.exists() and lat_path.exists():
+    total = config["pretrain_epochs"] + config["epochs"]
+    if not force and is_done(out_name, config, fingerprint, results_dir, total_epochs=total):
         try:
             model, ckpt = load_checkpoint(ckpt_path, device)
-            if (ckpt.get("config") == config and ckpt.get("data_fingerprint") == fingerprint
-                    and ckpt.get("epoch") == config["pretrain_epochs"] + config["epochs"]):
-                print(f"{config['run_name']}: already trained on these features, skipping (--force retrains)")
-                return np.load(lat_path), gammas(model, x, device), -ckpt["loss_history"][-1]["loss"]
+            print(f"{config['run_name']}: already trained on these features, skipping (--force retrains)")
+            return np.load(lat_path), gammas(model, x, device), -ckpt["loss_history"][-1]["loss"]
         except common.PipelineError:
             pass  # unreadable: retrain
 
@@ -145,32 +187,46 @@ def train_run(x, segments, input_dim, fingerprint, config, out_name, data_dir, r
     shuffle = torch.Generator().manual_seed(config["seed"])
     if threads > 0:
         torch.set_num_threads(threads)
-    labels = torch.zeros(len(x), dtype=torch.int64)  # never read: VaDE.uses_labels is False
+    labels = None  # never read: VaDE.uses_labels is False
     model = build_model(config).to(device)
     print(f"run {config['run_name']}: {len(x)} segments, K = {config['n_clusters']}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}")
+    part_path = partial_path(results_dir, out_name)
+    resume = None if force else load_partial(part_path, config, fingerprint)
     history = []
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])  # in the VaDE phase: the fitted mixture too
+        set_rng_state(resume["rng"], shuffle)
+        history = list(resume["loss_history"])
+        print(f"{config['run_name']}: resuming after epoch {len(history)} of {total} from {part_path}")
+    done = len(history)
 
-    def save(epoch):
-        common.torch_save(ckpt_path, {"state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                                      "config": config, "epoch": epoch, "loss_history": copy.deepcopy(history),
-                                      "data_fingerprint": fingerprint})
+    def save(opt, phase):
+        save_partial(part_path, _cpu_state(model), opt, shuffle, config, fingerprint, history, phase=phase)
 
     # 1. pretraining: an autoencoder on the encoder mean (the mixture is not used yet)
+    pre = config["pretrain_epochs"]
     model.pretraining = True
     ae_params = [p for n, p in model.named_parameters() if n not in ("pi_logits", "mu_c", "logvar_c")]
     opt = torch.optim.Adam(ae_params, lr=config["pretrain_lr"])
-    _phase(model, opt, x, labels, config["pretrain_epochs"], config, device, shuffle, history, "pretrain", save)
-    # 2. the mixture from a GMM on the pretrained codes
-    init_mixture(model, encode_all(model, x, labels, device), config["seed"])
+    if resume is not None and done <= pre:
+        opt.load_state_dict(resume["optimizer"])
+    _phase(model, opt, x, labels, done + 1, pre, config, device, shuffle, history, "pretrain", save)
+    # 2. the mixture from a GMM on the pretrained codes (seeded; draws on no global RNG), unless
+    # the run being continued is past it: its checkpoint holds the fitted and trained mixture
+    if done <= pre:
+        init_mixture(model, encode_all(model, x, labels, device), config["seed"])
     # 3. the VaDE ELBO
     model.pretraining = False
     opt = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    _phase(model, opt, x, labels, config["epochs"], config, device, shuffle, history, "vade", save)
+    if resume is not None and done > pre:
+        opt.load_state_dict(resume["optimizer"])
+    _phase(model, opt, x, labels, max(done - pre, 0) + 1, config["epochs"], config, device, shuffle, history,
+           "vade", save)
 
-    common.write_csv(common.losses_path(results_dir, out_name), pd.DataFrame(history, columns=common.LOSS_COLUMNS))
     latents = encode_all(model, x, labels, device).astype(np.float32)
-    common.save_npy(lat_path, latents)
+    write_finished(results_dir, out_name, _cpu_state(model), history, config, fingerprint, latents)
+    part_path.unlink(missing_ok=True)
     return latents, gammas(model, x, device), -history[-1]["loss"]
 
 
@@ -186,6 +242,9 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate, VaDE phase")
     parser.add_argument("--seed", type=int, default=SEED, help="first run's seed (the others: + 1, ...)")
     parser.add_argument("--runs", type=int, default=VADE_RUNS, help="runs (seeds), all kept and scored")
+    parser.add_argument("--n-clusters", type=int, default=None,
+                        help=f"mixture components (default: N_LANGUAGES = {N_LANGUAGES}, or the number of "
+                             f"languages when every segment has one)")
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--force", action="store_true", help="retrain even if a run is already done")
     args = parser.parse_args(argv)
@@ -196,16 +255,19 @@ def main(argv=None):
         raise common.PipelineError("--lr and --pretrain-lr must be positive")
     if args.features != "mfcc" and not args.features.replace("_", "").isalnum():
         raise common.PipelineError(f"--features {args.features!r}: a feature-set name is letters, digits and _")
+    if args.n_clusters is not None and args.n_clusters < 2:
+        raise common.PipelineError("--n-clusters must be at least 2")
 
+    prepare_results(args.results_dir, ("models", "losses", "latents", "clusters", "metrics"))
     x, segments, input_dim, fingerprint = load_input(args.data_dir, args.features)
-    languages = metrics.require_two_languages(segments, common.segments_path(args.data_dir))
-    k = len(languages)  # one component per language: the count, never the labels
+    k, k_note = n_clusters(args.n_clusters, segments, common.segments_path(args.data_dir))
+    print(f"VaDE: {k_note}")
     method = vade_name(args.features)
     base = {"model": "vade", "features": args.features, "n_clusters": k, "input_dim": input_dim,
             "latent_dim": args.latent_dim, "batch_size": args.batch_size,
             "pretrain_epochs": args.pretrain_epochs, "pretrain_lr": args.pretrain_lr,
             "epochs": args.epochs, "learning_rate": args.lr, "gmm_n_init": GMM_N_INIT,
-            "n_segments": len(x), "conditional": False, "languages": languages,
+            "n_segments": len(x), "conditional": False,
             "optimizer": "adam", "device": common.pick_device().type}
     desc = ("VaDE q(c|x) on the (40, 430) MFCC" if input_dim is None
             else f"VaDE q(c|x) on {args.features} ({input_dim}-d, standardized)")
@@ -225,15 +287,16 @@ def main(argv=None):
         share = np.bincount(clusters, minlength=k).max() / len(clusters)
         collapsed = bool(share > COLLAPSE_SHARE)
         assignments[s] = clusters
-        m = metrics.score(latents, segments["language"].astype(str), clusters)
+        m = score_run(latents, segments, clusters)
         rows.append({"method": method, "features": desc, "uses_labels": False, **m, "n_segments": len(x),
                      "seed": s, "model_seed": s, "collapsed": collapsed, "elbo": elbo})
-        print(f"{out_name}: acc {m['acc']:.4f}  nmi {m['nmi']:.4f}  largest component {share:.2f}"
+        print(f"{out_name}: acc {m['acc']:.4f}  nmi {m['nmi']:.4f} (on {m['n_scored']} labelled segments)  "
+              f"largest component {share:.2f}"
               f"{'  COLLAPSED' if collapsed else ''}  final ELBO {elbo:.2f}")
     if not rows:
         raise TrainingStopped(" | ".join(stopped))
 
-    df = pd.DataFrame(rows, columns=common.METRIC_COLUMNS + EXTRA_COLUMNS)
+    df = pd.DataFrame(rows, columns=metrics_columns())
     common.write_csv(common.clusters_path(args.results_dir, method),
                      metrics.clusters_frame(segments["segment_id"], assignments))
     path = common.metrics_dir(args.results_dir) / METRICS_FILE

@@ -9,13 +9,26 @@ and results/latents/vae.npy (the encoder mean of every segment, in segments.csv 
 The training loop, train(), is shared with train_cvae.py and train_vade.py so all models train alike.
 Each model is trained with N_MODEL_SEEDS seeds (SEED, SEED + 1, ...; --n-seeds): the first
 seed's run writes the files above, every other seed S writes vae_seed<S>.pth / .csv / .npy.
-Re-running with the same settings on the same features skips the finished model (--force retrains).
+
+A run's three files are one set, written only when the run completes (the checkpoint last, holding
+the SHA-1 of the other two, so a reader can tell a mixed set). While it runs, the checkpoint of the
+last finished epoch (model, optimizer, epoch, every RNG state) is results/models/<name>.partial.pth,
+a name no analysis reads. Re-running the same command continues from it and ends bitwise identical
+to an uninterrupted run (same seed and --threads, on the CPU); a partial checkpoint of other
+settings or other data is not used (a line says why). Re-running with the same settings on the
+same features skips the finished model (--force retrains from scratch).
+The label-free models never read the `language` column; a model given the label (the CVAE, the
+report's Beta-VAE) is skipped with one line unless every segment has a language and there are two.
 """
 import argparse
 import copy
 import hashlib
 import math
+import os
+import random
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,28 +68,227 @@ def run_name(config):
             f"_b{config['batch_size']}_lr{lr}_s{config['seed']}")
 
 
-def data_fingerprint(data_dir):
-    """Identifies the features a model was trained on, so a re-run knows whether it is done."""
-    mp, sp = common.mfcc_path(data_dir), common.segments_path(data_dir)
-    st = mp.stat()
-    return {"mfcc_bytes": st.st_size, "mfcc_mtime_ns": st.st_mtime_ns,
-            "segments_sha1": hashlib.sha1(sp.read_bytes()).hexdigest()}
+# ----------------------------------------------------------------------------
+# what a run was trained on: content hashes, so a rebuilt but identical dataset still matches
+_SHA1_CACHE = {}  # (path, inode, size, mtime_ns) -> digest: the analysis checks many models against one file
 
 
-def is_done(model_name, config, fingerprint, results_dir):
-    """True when this exact run already finished and wrote all three outputs."""
-    paths = [common.model_path(results_dir, model_name), common.losses_path(results_dir, model_name),
-             common.latents_path(results_dir, model_name)]
-    if not all(p.exists() for p in paths):
+def file_sha1(path, chunk=1 << 22):
+    """SHA-1 of a file's bytes (memoized per inode, size and mtime: mfcc.npy can be gigabytes, and
+    every atomic write makes a new inode)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHA1_CACHE:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(chunk), b""):
+                h.update(block)
+        _SHA1_CACHE[key] = h.hexdigest()
+    return _SHA1_CACHE[key]
+
+
+def _sha1_lines(values):
+    return hashlib.sha1("\n".join(map(str, values)).encode()).hexdigest()
+
+
+def data_fingerprint(data_dir, segments, with_labels=False, features_path=None):
+    """Identifies the data a model was trained on: the input file's bytes (mfcc.npy, or a feature
+    set) and segments.csv's segment ids in order; the languages too only for a model given them,
+    so labelling more songs leaves the label-free models valid."""
+    path = Path(features_path) if features_path is not None else common.mfcc_path(data_dir)
+    fp = {"input_file": path.name, "input_sha1": file_sha1(path),
+          "segment_ids_sha1": _sha1_lines(segments["segment_id"].astype(str))}
+    if with_labels:
+        fp["languages_sha1"] = _sha1_lines(segments["language"].astype(str))
+    return fp
+
+
+# ----------------------------------------------------------------------------
+# labels: optional; only the models given the label (config "conditional") read them
+def labelled_mask(segments):
+    """True where a segment has a language (an empty cell in segments.csv means unlabelled)."""
+    lang = segments["language"]
+    return (lang.notna() & lang.astype(str).str.strip().ne("")).to_numpy()
+
+
+def label_problem(segments, source="segments.csv"):
+    """Why a model given the label cannot train on these segments, or None. The report's CVAE
+    conditions every segment on its language and its latents cover every segment, so it needs a
+    language for every segment, and at least two languages."""
+    mask = labelled_mask(segments)
+    if not mask.all():
+        return f"{(~mask).sum()} of {len(mask)} segments in {source} have no language"
+    langs = sorted(segments["language"].astype(str).unique())
+    if len(langs) < 2:
+        return f"{source} holds only one language ({langs[0]})"
+    return None
+
+
+# ----------------------------------------------------------------------------
+# checkpoints: the finished set, the unfinished run's checkpoint, stale temporary files
+def partial_path(results_dir, name):
+    """The unfinished run's checkpoint: a name no analysis reads."""
+    return Path(results_dir) / "models" / f"{name}.partial.pth"
+
+
+def finished_paths(results_dir, name):
+    """(checkpoint, losses, latents) of a finished run."""
+    return (common.model_path(results_dir, name), common.losses_path(results_dir, name),
+            common.latents_path(results_dir, name))
+
+
+def set_problem(ckpt, losses_path, latents_path):
+    """Why a checkpoint and the losses and latents beside it are not one run's set, or None."""
+    for key, p in (("losses_sha1", losses_path), ("latents_sha1", latents_path)):
+        if not p.exists():
+            return f"{p} not found"
+        if key not in ckpt:
+            return f"the checkpoint does not record {p}'s SHA-1 (written by an older version)"
+        if ckpt[key] != file_sha1(p):
+            return f"{p} is not the one written with the checkpoint (an interrupted save, or copied in)"
+    return None
+
+
+def is_done(name, config, fingerprint, results_dir, total_epochs=None):
+    """True when this exact run already finished and wrote its whole set."""
+    ckpt_path, losses_path, latents_path = finished_paths(results_dir, name)
+    if not ckpt_path.exists():
         return False
     try:
-        ckpt = torch.load(paths[0], map_location="cpu", weights_only=True)
-        latents = np.load(paths[2], mmap_mode="r")
-    except Exception:  # unreadable: retrain
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        latents = np.load(latents_path, mmap_mode="r")
+    except Exception:  # unreadable or missing: retrain
         return False
+    total = config["epochs"] if total_epochs is None else total_epochs
     return (ckpt.get("config") == config and ckpt.get("data_fingerprint") == fingerprint
-            and ckpt.get("epoch") == config["epochs"]
+            and ckpt.get("epoch") == total and set_problem(ckpt, losses_path, latents_path) is None
             and latents.shape == (config["n_segments"], config["latent_dim"]))
+
+
+def rng_state(shuffle):
+    """Every random state a training step draws from: Python, NumPy, torch (CPU, CUDA) and the
+    shuffling generator; as tensors, lists and ints so torch.load(weights_only=True) reads it."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+             "torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state, shuffle):
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    shuffle.set_state(state["shuffle"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_partial(path, state, opt, shuffle, config, fingerprint, history, **extra):
+    """The unfinished run after its last finished epoch (state: the model's state_dict on the
+    CPU): enough to continue it exactly."""
+    common.torch_save(path, {"state_dict": state, "optimizer": opt.state_dict(),
+                             "config": config, "data_fingerprint": fingerprint, "epoch": len(history),
+                             "loss_history": copy.deepcopy(history), "rng": rng_state(shuffle), **extra})
+
+
+def _differences(old, new):
+    keys = sorted(set(old) | set(new), key=str)
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+
+
+def load_partial(path, config, fingerprint):
+    """The unfinished run to continue (a dict, tensors on the CPU), or None; a partial checkpoint
+    that cannot be continued is left for the new run to overwrite, with a line saying why."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        missing = {"state_dict", "optimizer", "rng"} - set(ckpt)
+    except Exception as e:  # truncated, or not a checkpoint at all
+        print(f"{config['run_name']}: starting over: {path} is unreadable ({type(e).__name__})")
+        return None
+    if missing:
+        print(f"{config['run_name']}: starting over: {path} lacks {', '.join(sorted(missing))}")
+        return None
+    if ckpt.get("config") != config:
+        print(f"{config['run_name']}: starting over: {path} was a run with other settings "
+              f"({_differences(ckpt.get('config') or {}, config)})")
+        return None
+    if ckpt.get("data_fingerprint") != fingerprint:
+        print(f"{config['run_name']}: starting over: {path} was trained on other data "
+              f"(the features or segments.csv changed since)")
+        return None
+    return ckpt
+
+
+def write_finished(results_dir, name, state, history, config, fingerprint, latents):
+    """The finished set, the checkpoint last: it records the SHA-1 of the losses and latents it
+    belongs with, so a set mixed by a crash between the three renames is detected (set_problem)."""
+    ckpt_path, losses_path, latents_path = finished_paths(results_dir, name)
+    common.write_csv(losses_path, pd.DataFrame(history, columns=common.LOSS_COLUMNS))
+    common.save_npy(latents_path, np.asarray(latents, dtype=np.float32))
+    common.torch_save(ckpt_path, {"state_dict": state, "config": config, "epoch": len(history),
+                                  "loss_history": copy.deepcopy(history), "data_fingerprint": fingerprint,
+                                  "losses_sha1": file_sha1(losses_path),
+                                  "latents_sha1": file_sha1(latents_path)})
+
+
+STALE_TEMP = re.compile(r"^\..+\.tmp(?P<pid>\d+)$")  # common.atomic_path's .<name>.tmp<pid>
+OUTPUT_DIRS = ("models", "losses", "latents")  # what the training scripts write under results/
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid we can ask about: leave its file
+    return True
+
+
+def clean_stale_temps(results_dir, subdirs=OUTPUT_DIRS):
+    """Remove temporary files a killed save left (SIGKILL skips atomic_path's clean-up); only
+    those whose process is gone, so a run in another terminal keeps its own."""
+    for sub in subdirs:
+        d = Path(results_dir) / sub
+        for p in sorted(d.glob(".*.tmp*")) if d.is_dir() else []:
+            m = STALE_TEMP.match(p.name)
+            if m and p.is_file() and not _pid_alive(int(m["pid"])):
+                size = p.stat().st_size
+                p.unlink()
+                print(f"removed {p} ({size / 1e6:.1f} MB), left by an interrupted save")
+
+
+def _check_writable_dir(path):
+    """Create `path` if needed and prove a file can be written in it (a PipelineError if not)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_test{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise common.PipelineError(f"cannot write to {path} ({e.strerror or e}): choose another "
+                                   f"--results-dir or make it writable") from e
+
+
+def check_output_dirs(results_dir, subdirs=OUTPUT_DIRS):
+    """Before the first epoch, not after it: fail at once when results cannot be written."""
+    check = getattr(common, "check_writable_dir", _check_writable_dir)
+    for sub in subdirs:
+        check(Path(results_dir) / sub)
+
+
+def prepare_results(results_dir, subdirs=OUTPUT_DIRS):
+    """What every training script does first: check the outputs are writable, then clean up."""
+    check_output_dirs(results_dir, subdirs)
+    clean_stale_temps(results_dir)
 
 
 def run_epoch(model, opt, mfcc, labels, perm, batch_size, device, desc="train"):
@@ -130,25 +342,36 @@ def _state_on_cpu(model):
 
 
 def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_THREADS, out_name=None):
-    """Train one model and write its checkpoint, loss CSV and latents; return the full config.
+    """Train one model and write its checkpoint, loss CSV and latents; return the full config,
+    or None when the model is given the label and the segments cannot give it (one line says why).
 
     out_name: the file stem of the outputs (default model_name; train_seeds gives <model>_seed<S>).
     config holds the hyperparameters (latent_dim, embed_dim, beta, conditional, batch_size,
     learning_rate, epochs, seed); the data adds languages, n_languages and n_segments.
+    An unfinished run of the same settings on the same data (<out_name>.partial.pth) is continued.
     Raises TrainingStopped (a PipelineError) if the loss stops being finite.
     """
     mfcc, segments = common.load_features(data_dir)  # memory-mapped; names build_dataset.py if absent
-    # label id = index in the sorted language names, recorded in the config
-    languages = sorted(segments["language"].astype(str).unique())
-    labels = torch.as_tensor(
-        pd.Categorical(segments["language"].astype(str), categories=languages).codes.astype(np.int64))
+    out_name = out_name or model_name
+    conditional = bool(config.get("conditional"))
+    if conditional:
+        problem = label_problem(segments, common.segments_path(data_dir))
+        if problem:
+            print(f"skipped {out_name}: it is given the language label of every segment, and {problem} "
+                  f"(the label-free models train on every segment)")
+            return None
+        # label id = index in the sorted language names, recorded in the config
+        languages = sorted(segments["language"].astype(str).unique())
+        labels = torch.as_tensor(
+            pd.Categorical(segments["language"].astype(str), categories=languages).codes.astype(np.int64))
+    else:
+        languages, labels = [], None  # a label-free model: the language column is never read
     device = common.pick_device()
     config = dict(config, model=model_name, languages=languages, n_languages=len(languages),
                   n_segments=len(mfcc), n_mfcc=common.N_MFCC, n_frames=common.N_FRAMES,
                   optimizer="adam", device=device.type)
     config["run_name"] = run_name(config)
-    fingerprint = data_fingerprint(data_dir)
-    model_name, out_name = config["model"], out_name or model_name
+    fingerprint = data_fingerprint(data_dir, segments, with_labels=conditional)
     if not force and is_done(out_name, config, fingerprint, results_dir):
         print(f"{config['run_name']}: already trained on these features, skipping (--force retrains)")
         return config
@@ -163,13 +386,21 @@ def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_TH
     # fused Adam: the same update in one kernel instead of a dozen per parameter tensor
     opt = torch.optim.Adam(model.parameters(), lr=config["learning_rate"], fused=True)
     n, epochs = len(mfcc), config["epochs"]
-    print(f"run {config['run_name']}: {n} segments, languages {languages}, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}"
+    print(f"run {config['run_name']}: {n} segments, "
+          + (f"languages {languages}, " if conditional else "no labels read, ")
+          + f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}"
           + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else ""))
 
-    ckpt_path = common.model_path(results_dir, out_name)
+    part_path = partial_path(results_dir, out_name)
+    resume = None if force else load_partial(part_path, config, fingerprint)
     history, good_state, stopped = [], None, None
-    for epoch in range(1, epochs + 1):
+    if resume is not None:  # every state an epoch reads, as the interrupted run left it
+        model.load_state_dict(resume["state_dict"])
+        opt.load_state_dict(resume["optimizer"])
+        set_rng_state(resume["rng"], shuffle)
+        history, good_state = list(resume["loss_history"]), resume["state_dict"]
+        print(f"{config['run_name']}: resuming after epoch {len(history)} of {epochs} from {part_path}")
+    for epoch in range(len(history) + 1, epochs + 1):
         loss, rec, kl, has_kl, seconds = shuffled_epoch(model, opt, mfcc, labels, shuffle, config["batch_size"],
                                                         device, desc=f"{model_name} {epoch}/{epochs}")
         if not all(math.isfinite(v) for v in (loss, rec, kl)):
@@ -177,20 +408,18 @@ def train(model_name, config, data_dir, results_dir, force=False, threads=NUM_TH
             break
         history.append({"epoch": epoch, "loss": loss, "recon": rec, "kl": kl if has_kl else None})
         good_state = _state_on_cpu(model)
-        # a checkpoint after every good epoch: an interrupted or diverged run keeps its work
-        common.torch_save(ckpt_path, {"state_dict": good_state, "config": config, "epoch": epoch,
-                                      "loss_history": copy.deepcopy(history),
-                                      "data_fingerprint": fingerprint})
+        # after every good epoch: an interrupted run continues from here, the finished set untouched
+        save_partial(part_path, good_state, opt, shuffle, config, fingerprint, history)
         kl_txt = "" if history[-1]["kl"] is None else f"  kl {kl:.2f}"
         print(f"{model_name} epoch {epoch}/{epochs}: loss {loss:.2f}  recon {rec:.2f}{kl_txt}  "
               f"{n / seconds:.0f} segments/s")
 
+    ckpt_path = common.model_path(results_dir, out_name)
     if history:
-        common.write_csv(common.losses_path(results_dir, out_name),
-                         pd.DataFrame(history, columns=common.LOSS_COLUMNS))
         model.load_state_dict(good_state)  # after a NaN epoch the live weights are garbage
         latents = encode_all(model, mfcc, labels, device)
-        common.save_npy(common.latents_path(results_dir, out_name), latents.astype(np.float32))
+        write_finished(results_dir, out_name, good_state, history, config, fingerprint, latents)
+    part_path.unlink(missing_ok=True)  # the finished set now holds everything it had
     if stopped is not None:
         kept = (f"kept the checkpoint of epoch {stopped - 1} in {ckpt_path} and its latents"
                 if history else "no epoch finished, nothing was written")
@@ -215,10 +444,13 @@ def train_seeds(model_name, config, data_dir, results_dir, n_seeds, force=False,
     stopped = []
     for s in model_seeds(config["seed"], n_seeds):
         try:
-            train(model_name, dict(config, seed=s), data_dir, results_dir, force=force, threads=threads,
-                  out_name=seeded_name(model_name, s, config["seed"]))
+            done = train(model_name, dict(config, seed=s), data_dir, results_dir, force=force,
+                         threads=threads, out_name=seeded_name(model_name, s, config["seed"]))
         except TrainingStopped as e:
             stopped.append(str(e))
+            continue
+        if done is None:  # skipped for its labels: every other seed would be too
+            break
     return stopped
 
 
@@ -258,6 +490,7 @@ def main(argv=None):
     parser.add_argument("--beta", type=float, default=BETA, help="KL weight")
     args = parser.parse_args(argv)
     check_args(args)
+    prepare_results(args.results_dir)
     stopped = train_seeds("vae", dict(base_config(args), beta=args.beta, conditional=False, embed_dim=0),
                           args.data_dir, args.results_dir, args.n_seeds, force=args.force,
                           threads=args.threads)

@@ -152,15 +152,18 @@ def test_bad_local_inputs_are_failure_rows(tmp_path, make_song):
     expect = {"short": ("features", "shorter than one"), "empty": ("audio", "empty"),
               "html": ("audio", "not readable audio"), "missing": ("audio", "not found"),
               "text": ("audio", "not one of the formats"),
-              "nolang": ("manifest", "no language"), "nosource": ("manifest", "no query, url or path")}
+              "nosource": ("manifest", "no query, url or path")}
     for sid, (stage, text) in expect.items():
         assert f.loc[sid, "stage"] == stage and text in f.loc[sid, "error"], (sid, f.loc[sid].tolist())
     assert (f.loc["good", "error"] == "manifest row 9 repeats song_id good")
     songs = pd.read_csv(common.songs_path(data), dtype=str)
-    assert list(songs["song_id"]) == ["good", "song_0010"]  # the unsafe id replaced by the row number
+    assert "nolang" not in f.index  # a blank language is an unlabelled song, not a failure
+    assert list(songs["song_id"]) == ["good", "nolang", "song_0010"]  # the unsafe id: the row number
+    assert songs.loc[2, "manifest_song_id"] == "../../evil"  # ... and the original kept
     assert not list(data.rglob("*evil*"))
     mfcc, segs = common.load_features(data)
-    assert len(mfcc) == 2 and np.isfinite(mfcc).all()
+    assert len(mfcc) == 3 and np.isfinite(mfcc).all()
+    assert list(segs["language"]) == ["english", "", "bangla"]  # "" for the unlabelled song, not NaN
 
 
 def test_edited_local_file_is_decoded_again(tmp_path, make_song):
@@ -178,16 +181,13 @@ def test_edited_local_file_is_decoded_again(tmp_path, make_song):
     assert outputs(fresh) == outputs(data)
 
 
-def test_missing_required_column_stops_before_writing(tmp_path):
+def test_missing_source_column_stops_before_writing(tmp_path):
     data = tmp_path / "data"
-    m = write_manifest(tmp_path / "m.csv", [{"song_id": "x", "query": "ytsearch1:a song"}])
+    m = write_manifest(tmp_path / "m.csv", [{"song_id": "x", "language": "english", "title": "no source"}])
     r = subprocess.run([sys.executable, "build_dataset.py", "--source", "manifest", "--manifest", str(m),
                         "--data-dir", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "'language'" in r.stderr and "Traceback" not in r.stderr
-    assert not data.exists()
-    m2 = write_manifest(tmp_path / "m2.csv", [{"language": "english", "title": "no source"}])
-    with pytest.raises(common.PipelineError, match="'query', 'url', 'path'"):
-        run_build(m2, data)
+    assert r.returncode == 1 and "'query', 'url', 'path'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert not data.exists()
 
 
@@ -271,6 +271,7 @@ def test_ytdlp_search_without_result_is_a_failure(tmp_path, monkeypatch, make_so
     import yt_dlp
     monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info",
                         lambda self, url, download=True, **kw: {"_type": "playlist", "entries": []})
+    monkeypatch.setattr(bd, "check_network", lambda source, timeout=None: None)  # no DNS from a test
     make_song("ok.wav", 31)
     m = write_manifest(tmp_path / "m.csv", [
         {"song_id": "q", "language": "english", "query": "ytsearch1:no such song at all", "path": ""},
@@ -386,3 +387,300 @@ def test_tiny_demo_corpus(tmp_path):
     np.testing.assert_allclose(np.asarray(mfcc).mean(axis=2), 0, atol=1e-4)
     songs = pd.read_csv(common.songs_path(data))
     assert len(songs) == 4 and {"voice", "style", "tempo_bpm"} <= set(songs.columns)
+
+
+# ----------------------------------------------------------------------------
+# issue 10, section 4: processes and errors
+_POOL_CHILD = r"""
+import functools, json, multiprocessing, os, sys, time
+sys.path.insert(0, sys.argv[1])
+import common
+if sys.argv[2] == "build_dataset":  # the pool build() runs its songs in
+    import build_dataset
+    pool = build_dataset.make_pool(2)
+else:  # a forkserver pool (build_features', the demo's), with only the watchdog, no prctl
+    import concurrent.futures as cf
+    pool = cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"),
+                                  initializer=functools.partial(common.die_with_parent, poll=0.1, use_prctl=False))
+for _ in range(2):
+    pool.submit(time.sleep, 60)
+deadline = time.time() + 30
+while time.time() < deadline:  # until both workers ran their initializer (its watchdog thread is up)
+    pids = list(pool._processes)
+    try:
+        if len(pids) == 2 and all(len(os.listdir(f"/proc/{p}/task")) >= 2 for p in pids):
+            break
+    except FileNotFoundError:
+        pass
+    time.sleep(0.05)
+from multiprocessing import forkserver, resource_tracker
+extra = [forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid]
+print(json.dumps(pids + [p for p in extra if p]), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid):
+    """The process exists and is not a zombie (a zombie has stopped; only its exit status is left)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("kind", ["build_dataset", "forkserver_watchdog"])
+def test_sigkilled_parent_leaves_no_worker(tmp_path, kind):
+    import json
+    import os
+    import signal
+    import time
+    script = tmp_path / "child.py"
+    script.write_text(_POOL_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), str(ROOT), kind], stdout=subprocess.PIPE, text=True)
+    pids = []
+    try:
+        pids = json.loads(child.stdout.readline())
+        assert len(pids) >= 2 and all(_alive(p) for p in pids)
+        child.send_signal(signal.SIGKILL)  # as the out-of-memory killer would
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)  # a bounded poll, not a fixed wait
+        assert not [p for p in pids if _alive(p)], "workers outlived their parent"
+    finally:
+        child.kill()
+        for p in pids:  # whatever the outcome, leave nothing behind
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def _cli(argv, capsys):
+    """Run build_dataset's command line in-process as the script does; (exit status, stderr lines)."""
+    with pytest.raises(SystemExit) as e:
+        common.run_main(lambda: bd.main(argv))
+    return e.value.code, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, make_song, capsys):
+    make_song("src/a.wav", 31, seed=1)
+    m = write_manifest(tmp_path / "src/m.csv", [{"language": "english", "path": "a.wav"}])
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    base = ["--source", "manifest", "--manifest", str(m)]
+    for argv, text in [(["--data-dir", str(a_file)], "is not a folder"),
+                       (["--data-dir", str(a_file / "sub")], "is a file"),
+                       (["--data-dir", str(tmp_path / "d"), "--workers", "-1"], "--workers"),
+                       (["--data-dir", str(tmp_path / "d"), "--workers", "0"], "--workers")]:
+        code, err = _cli(base + argv, capsys)
+        assert code == 1 and len(err) == 1 and text in err[0] and err[0].startswith("error:"), (argv, err)
+    assert not (tmp_path / "d").exists()
+
+
+def test_check_writable_dir(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    assert common.check_writable_dir(ro / "new" / "deeper") == ro / "new" / "deeper"
+    assert not (ro / "new").exists() and list(ro.iterdir()) == []  # checking creates nothing
+    ro.chmod(0o555)
+    try:
+        if os_access_ignores_modes(ro):  # root writes anywhere: make the probe fail as it would
+            import tempfile
+            real = tempfile.mkstemp
+
+            def refused(*a, dir=None, **kw):
+                if Path(dir) == ro:
+                    raise PermissionError(13, "Permission denied")
+                return real(*a, dir=dir, **kw)
+            monkeypatch.setattr(tempfile, "mkstemp", refused)
+        with pytest.raises(common.PipelineError, match="--results-dir .*cannot write in .*Permission denied"):
+            common.check_writable_dir(ro / "results", "--results-dir")
+    finally:
+        ro.chmod(0o755)
+
+
+def os_access_ignores_modes(path):
+    """True when this process can write into a folder whose mode forbids it (root)."""
+    import os
+    import tempfile
+    try:
+        fd, p = tempfile.mkstemp(dir=path)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(p)
+    return True
+
+
+def test_generated_ids_never_take_a_manifest_id(tmp_path, make_song):
+    make_song("src/a.wav", 31, seed=1)
+    make_song("src/b.wav", 31, seed=2)
+    make_song("src/c.wav", 31, seed=3)
+    m = write_manifest(tmp_path / "src/m.csv", [
+        {"song_id": "../x", "language": "english", "path": "a.wav"},  # row 1 -> not song_0001
+        {"song_id": "", "language": "bangla", "path": "b.wav"},  # row 2 -> not song_0002
+        {"song_id": "song_0001", "language": "bangla", "path": "b.wav"},
+        {"song_id": "song_0002", "language": "english", "path": "c.wav"}])
+    data = tmp_path / "data"
+    run_build(m, data)
+    songs = pd.read_csv(common.songs_path(data), dtype=str, keep_default_na=False)
+    assert list(songs["song_id"]) == ["song_0001_2", "song_0002_2", "song_0001", "song_0002"]
+    assert list(songs["manifest_song_id"]) == ["../x", "", "song_0001", "song_0002"]
+    assert not common.failures_path(data).exists()  # nothing dropped as a duplicate
+
+
+def test_manifest_folder_encodings_and_delimiters(tmp_path, make_song):
+    make_song("src/a.wav", 31, seed=1)
+    make_song("src/b.wav", 31, seed=2)
+    with pytest.raises(common.PipelineError, match="is a folder, not a CSV file"):
+        bd.read_manifest(tmp_path / "src")
+    text = "song_id,language,title,path\nsöng,bangla,Gān,a.wav\nb,english,Café,b.wav\n"
+    latin = text.replace("ā", "a")  # what Latin-1 can hold
+    for name, data in [("latin1.csv", latin.encode("latin-1")), ("cp1252.csv", latin.encode("cp1252"))]:
+        (tmp_path / "src" / name).write_bytes(data)
+        with pytest.raises(common.PipelineError, match="not UTF-8.*save it as UTF-8"):
+            bd.read_manifest(tmp_path / "src" / name)
+    (tmp_path / "src/nobom16.csv").write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(common.PipelineError, match="UTF-16 without a byte-order mark; save it as UTF-8"):
+        bd.read_manifest(tmp_path / "src/nobom16.csv")
+    variants = {"utf16.csv": text.encode("utf-16"),  # with a BOM: decoded
+                "semicolon.csv": text.replace(",", ";").encode(),
+                "tab.csv": text.replace(",", "\t").encode("utf-8-sig"),
+                "comma.csv": text.replace("Café", '"Café; live, 1999"').encode()}
+    for name, data in variants.items():
+        (tmp_path / "src" / name).write_bytes(data)
+        songs, bad = bd.read_manifest(tmp_path / "src" / name)
+        assert bad == [] and [s["song_id"] for s in songs] == ["song_0001", "b"], name
+        assert [s["language"] for s in songs] == ["bangla", "english"] and songs[0]["title"] == "Gān", name
+        assert songs[0]["extra"]["manifest_song_id"] == "söng"
+    assert songs[1]["title"] == "Café; live, 1999"
+
+
+def test_rerun_adds_no_duplicate_failure_rows(tmp_path, make_song):
+    make_song("src/good.wav", 31, seed=1)
+    make_song("src/short.wav", 12, seed=2)
+    make_song("src/gap.wav", 61, seed=3, silent=[(30, 61)])
+    (tmp_path / "src/empty.wav").write_bytes(b"")
+    m = write_manifest(tmp_path / "src/m.csv", [
+        {"song_id": "good", "language": "english", "path": "good.wav"},
+        {"song_id": "short", "language": "english", "path": "short.wav"},  # features stage
+        {"song_id": "gap", "language": "bangla", "path": "gap.wav"},  # a silent segment
+        {"song_id": "empty", "language": "bangla", "path": "empty.wav"},  # audio stage
+        {"song_id": "nosource", "language": "bangla", "path": ""}])  # manifest stage
+    data = tmp_path / "data"
+    first = run_build(m, data)
+    rows = failures(data)
+    assert sorted(rows["song_id"]) == ["empty", "gap", "nosource", "short"]
+    second = run_build(m, data)
+    assert failures(data).equals(rows)  # the same problems met again: no new rows
+    assert first["failures"] == second["failures"] == 4  # ... but each run counts (and says) them all
+    common.failures_path(data).unlink()  # a cleared log is filled again, cached songs' problems too
+    run_build(m, data)
+    assert sorted(failures(data)["song_id"]) == ["empty", "gap", "nosource", "short"]
+
+
+def test_max_song_seconds_checks_the_decoded_length(tmp_path, make_song, monkeypatch):
+    src = make_song("src/long.mp3", 90, seed=1)
+    src.write_bytes(src.read_bytes()[:int(src.stat().st_size * 0.42)])  # header: 90 s, audio: ~37 s
+    assert sf.info(src).duration > 60
+    monkeypatch.setattr(bd, "MAX_SONG_SECONDS", 60)
+    y = bd.read_audio(src)
+    assert 31 < len(y) / SR < 45
+    with pytest.raises(bd.AudioError, match="MAX_SONG_SECONDS=30"):
+        bd.read_audio(src, max_seconds=30)
+    m = write_manifest(tmp_path / "src/m.csv", [{"song_id": "vbr", "language": "english", "path": "long.mp3"}])
+    run_build(m, tmp_path / "data")
+    assert len(common.load_features(tmp_path / "data")[0]) == 1
+
+
+# ----------------------------------------------------------------------------
+# issue 9: labels are optional; no network fails fast
+def test_unlabelled_and_partly_labelled_manifests(tmp_path, make_song, capsys):
+    for i in range(3):
+        make_song(f"src/s{i}.wav", 31, seed=i)
+    none = write_manifest(tmp_path / "src/none.csv", [{"song_id": f"s{i}", "path": f"s{i}.wav"} for i in range(3)])
+    some = write_manifest(tmp_path / "src/some.csv", [
+        {"song_id": "s0", "language": "English", "path": "s0.wav"},
+        {"song_id": "s1", "language": "", "path": "s1.wav"},
+        {"song_id": "s2", "language": " ", "path": "s2.wav"}])
+    for m, langs in ((none, ["", "", ""]), (some, ["english", "", ""])):
+        data = tmp_path / m.stem
+        summary = run_build(m, data)
+        assert not common.failures_path(data).exists()
+        assert summary["songs"] == dict(pd.Series(langs).value_counts().sort_index())
+        _, segs = common.load_features(data)
+        assert list(segs["language"]) == langs  # "" for unlabelled, never NaN
+        songs = pd.read_csv(common.songs_path(data), dtype=str, keep_default_na=False)
+        assert list(songs["language"]) == langs
+    capsys.readouterr()
+    bd.main(["--source", "manifest", "--manifest", str(none), "--data-dir", str(tmp_path / "none"),
+             "--workers", "1", "--sleep", "0"])
+    assert "songs:     unlabelled 3 (3 total)" in capsys.readouterr().out
+
+
+def _refused_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connections are refused
+    return port
+
+
+def test_no_network_fails_fast_and_stops_the_download_phase(tmp_path, make_song, capsys):
+    import time
+    port = _refused_port()
+    t = time.monotonic()
+    with pytest.raises(bd.NetworkError, match="Connection refused.*no network"):  # default back-off
+        bd.download({"song_id": "x", "source": f"http://127.0.0.1:{port}/x.mp3", "kind": "url",
+                     "local_path": None}, tmp_path / "d0", bd.find_ffmpeg())
+    assert time.monotonic() - t < 5
+    make_song("src/local.wav", 31, seed=1)
+    n = bd.MAX_CONSECUTIVE_NETWORK_FAILURES + 3
+    m = write_manifest(tmp_path / "src/m.csv",
+                       [{"song_id": f"r{i}", "language": "english", "url": f"http://127.0.0.1:{port}/{i}.mp3"}
+                        for i in range(n)] + [{"song_id": "local", "language": "bangla", "path": "local.wav"}])
+    data = tmp_path / "data"
+    capsys.readouterr()
+    t = time.monotonic()
+    summary = run_build(m, data)
+    assert time.monotonic() - t < 30
+    err = capsys.readouterr().err
+    assert "stopping downloads" in err and "no network?" in err
+    f = failures(data).set_index("song_id")
+    tried = [f"r{i}" for i in range(bd.MAX_CONSECUTIVE_NETWORK_FAILURES)]
+    assert f.loc[tried, "error"].str.contains("Connection refused").all()
+    assert f.loc[[f"r{i}" for i in range(len(tried), n)], "error"].str.contains("not attempted").all()
+    assert err.count("skipped [download]") == len(tried)  # one line for the rest, not one each
+    assert summary["songs"] == {"bangla": 1}  # the local song is still built
+
+
+def test_unresolvable_host_fails_before_ytdlp_retries(tmp_path, monkeypatch):
+    import socket
+    import time
+    import urllib.request
+
+    def no_dns(*a, **kw):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)  # offline, as far as this process can tell
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: {})
+    t = time.monotonic()
+    with pytest.raises(bd.NetworkError, match="cannot resolve www.youtube.com .*no network"):
+        bd.download({"song_id": "q", "source": "ytsearch1:a song", "kind": "query", "local_path": None},
+                    tmp_path / "d", bd.find_ffmpeg())  # the default back-off: 2 minutes before
+    assert time.monotonic() - t < 2
+
+
+def test_a_refused_url_is_a_network_error_but_a_404_is_not(http_server, tmp_path, capsys):
+    root, base, hits = http_server
+    song = {"song_id": "x", "kind": "url", "local_path": None}
+    with pytest.raises(bd.AudioError) as e:
+        bd.download({**song, "source": f"{base}/missing.mp3"}, tmp_path / "d", bd.find_ffmpeg(), backoff=0)
+    assert not isinstance(e.value, bd.NetworkError) and "404" in str(e.value)
+    assert bd._network_target("ytsearch1:a song") == ("www.youtube.com", 443)
+    assert bd._network_target("notaurl") is None
+    bd._YdlLogger("x").warning("Unable to download webpage: timed out. Retrying (1/5)...")
+    bd._YdlLogger("x").warning("Falling back on generic information extractor")
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "retry [download] x: Unable to download webpage: timed out. Retrying (1/5)..."]  # a line per retry

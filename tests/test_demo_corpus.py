@@ -140,3 +140,207 @@ def test_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "demo_corpus.py", "--out", str(out), "--set", "bogus=1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown demo setting")
+
+
+# -----------------------------------------------------------------------------
+# numba's cache (issue 10, section 1): warmed and checked before any pool starts
+def test_generate_demo_warms_numba_before_its_pool(tmp_path, monkeypatch):
+    import multiprocessing.context
+    events = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_pool(self, *args, **kwargs):
+        events.append("pool")
+        raise Stop
+
+    monkeypatch.setattr(common, "warm_numba", lambda **kw: events.append("warm"))
+    monkeypatch.setattr(multiprocessing.context.BaseContext, "Pool", fake_pool)
+    with pytest.raises(Stop):
+        demo_corpus.generate_demo(tmp_path / "d", **dict(TINY, n_songs=1, workers=1))
+    assert events == ["warm", "pool"]
+
+
+TINY_GUFUNC = '''
+import numpy as np
+from numba import guvectorize
+
+
+@guvectorize(["void(float64[:], float64[:])"], "(n)->(n)", nopython=True, cache=True)
+def double(x, out):
+    for i in range(x.shape[0]):
+        out[i] = 2.0 * x[i]
+
+
+def workout():
+    assert double(np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+'''
+
+
+def test_warm_numba_mends_a_gufunc_cache_that_segfaults(tmp_path):
+    """numba issue 10128 made by hand: a gufunc's kernel file from one process, its loop from another."""
+    import os
+    import shutil
+    import subprocess
+    (tmp_path / "tinygufunc.py").write_text(TINY_GUFUNC)
+
+    def run(cache, code):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    good, other = tmp_path / "cache_a", tmp_path / "cache_b"
+    assert run(good, "import tinygufunc; tinygufunc.workout()").returncode == 0
+    # the second process compiles two other functions first: its symbols get other ABI tags
+    r = run(other, "from numba import njit; njit(lambda x: x + 1)(1); njit(lambda x: x * 2)(1.0); "
+                   "import tinygufunc; tinygufunc.workout()")
+    assert r.returncode == 0, r.stderr
+    kernels = [p for p in other.rglob("tinygufunc.double-*.nbc")]
+    assert kernels
+    for k in kernels:
+        shutil.copy(k, next(good.rglob(k.name)))
+    crashed = run(good, "import tinygufunc; tinygufunc.workout()")
+    assert crashed.returncode != 0  # -11: the segfault that `make test` hit
+    mended = run(good, "import common; common.warm_numba(workout='tinygufunc.workout'); print('warm')")
+    assert mended.returncode == 0, mended.stderr
+    assert "dropped the mismatched files of tinygufunc.double" in mended.stderr
+    assert run(good, "import tinygufunc; tinygufunc.workout()").returncode == 0
+
+
+def test_warm_numba_compiles_librosas_lazy_functions_in_the_parent():
+    import os
+    import subprocess
+    code = ("import common, os\n"
+            "import librosa.sequence as seq, librosa.core.spectrum as spec, librosa.filters as filt\n"
+            "lazy = [seq._viterbi, getattr(spec, '__overlap_add'), getattr(filt, '__window_ss_fill')]\n"
+            "assert not any(f.signatures for f in lazy)\n"
+            "common.warm_numba()\n"
+            "assert all(f.signatures for f in lazy), [f.signatures for f in lazy]\n"
+            "print(os.environ['NUMBA_CACHE_DIR'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the default, not the caller's
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    # a cache of this project's own, keyed on the versions, never librosa's __pycache__
+    assert r.stdout.strip().startswith(str(common.NUMBA_CACHE_ROOT)) and "numba" in r.stdout and "librosa" in r.stdout
+
+
+# -----------------------------------------------------------------------------
+# real voices (issue 8, section 5): --voices DIR of <language>/<speaker>/*.wav|flac, tested with
+# synthesized "voices" only
+def fake_voice(path, seconds, sr, channels, f0, seed):
+    """A vowel-like buzz on f0 with a strong 10 kHz whistle (above the band-limit) and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(0.3 / h * np.sin(2 * np.pi * h * f0 * t) for h in (1, 2, 3)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    if sr > 20000:
+        y = y + 0.3 * np.sin(2 * np.pi * 10000 * t)
+    y = np.concatenate([np.zeros(sr // 10), y + 0.01 * rng.standard_normal(len(t))])  # leading silence
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([y] * channels, axis=1).astype(np.float32), sr)
+    return path
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voices")
+    fake_voice(root / "english" / "alice" / "a1.wav", 1.5, 44100, 2, 210.0, 1)
+    fake_voice(root / "english" / "alice" / "a2.flac", 1.0, 44100, 1, 230.0, 2)
+    fake_voice(root / "english" / "bob" / "b1.wav", 2.0, 22050, 1, 120.0, 3)
+    fake_voice(root / "bangla" / "chandra" / "c1.wav", 1.2, 16000, 1, 190.0, 4)
+    fake_voice(root / "bangla" / "dipu" / "d1.flac", 1.8, 48000, 2, 130.0, 5)
+    (root / "bangla" / "dipu" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    (root / "bangla" / "dipu" / "notes.txt").write_text("ignored")
+    return root
+
+
+VOICE_TINY = dict(n_songs=4, seed=3, workers=2, min_seconds=20.0, max_seconds=22.0)
+
+
+def test_voices_corpus_languages_speakers_and_files(voices, tmp_path, capfd):
+    out = tmp_path / "vc"
+    manifest = demo_corpus.generate_demo(out, voices=voices, **VOICE_TINY)
+    assert "skipped voice" in capfd.readouterr().err  # broken.wav: one line, not a crash
+    df = pd.read_csv(manifest)
+    assert list(df.columns) == demo_corpus.MANIFEST_COLUMNS
+    assert sorted(df.language) == ["bangla", "bangla", "english", "english"]
+    speakers = {"english": {"alice", "bob"}, "bangla": {"chandra", "dipu"}}
+    for row in df.itertuples():
+        assert row.artist in speakers[row.language]  # each speaker is an artist of one language
+        info = sf.info(out / row.path)
+        assert info.samplerate == 22050 and info.channels == 1
+        assert 20.0 <= info.duration <= 22.0
+        y, _ = sf.read(out / row.path, dtype="float32")
+        assert 20 * np.log10(np.sqrt(np.mean(y ** 2))) == pytest.approx(demo_corpus.MIX_RMS_DBFS, abs=0.2)
+    assert df.groupby("language").artist.nunique().tolist() == [2, 2]  # speakers cycle
+    assert df.song_id.str.fullmatch(r"demo_\d{4}").all()
+    # the same command again: nothing to do, same manifest; another voices folder is refused
+    before = manifest.read_bytes()
+    demo_corpus.generate_demo(out, voices=voices, **VOICE_TINY)
+    assert manifest.read_bytes() == before
+    with pytest.raises(common.PipelineError, match="another seed"):
+        demo_corpus.generate_demo(out, **VOICE_TINY)
+
+
+def test_voice_vocal_is_band_limited_normalized_and_seeded(voices):
+    settings = demo_corpus.resolve_settings({"min_seconds": 20.0, "max_seconds": 22.0})
+    found = demo_corpus.find_voices(voices)
+    songs = demo_corpus.plan_voice_corpus(4, 3, settings, found)
+    song = next(s for s in songs if s["artist"] == "alice" or s["artist"] == "dipu")  # 44.1 / 48 kHz sources
+    mix, vocal, acc = demo_corpus.render_song(song, settings, stems=True)
+    level = 20 * np.log10(np.sqrt(np.mean(vocal.astype(np.float64) ** 2) / np.mean(acc.astype(np.float64) ** 2)))
+    assert level == pytest.approx(song["vocal_level_db"], abs=0.01)
+    spec = np.abs(np.fft.rfft(vocal.astype(np.float64))) ** 2
+    hz = np.fft.rfftfreq(len(vocal), 1 / common.SAMPLE_RATE)
+    assert spec[hz > demo_corpus.VOICE_BANDLIMIT_HZ + 300].sum() < 1e-3 * spec.sum()  # the 10 kHz whistle is gone
+    assert np.abs(vocal).max() > 0 and np.count_nonzero(np.abs(vocal) > 1e-4) > 0.3 * len(vocal)  # fills the song
+    _, vocal2, _ = demo_corpus.render_song(song, settings, stems=True)
+    np.testing.assert_array_equal(vocal, vocal2)
+    # every utterance leaves load_voice at the same RMS, whatever its source's rate and level
+    for f in found["english"]["alice"] + found["bangla"]["chandra"]:
+        y = demo_corpus.load_voice(f)
+        assert 20 * np.log10(np.sqrt(np.mean(y.astype(np.float64) ** 2))) == pytest.approx(
+            demo_corpus.VOICE_RMS_DBFS, abs=0.01)
+    # the synthesized demo's song i and the voice corpus's song i share the accompaniment draws
+    plain = demo_corpus.plan_corpus(4, 3, settings)
+    keys = ["style", "tempo_bpm", "vocal_level_db", "key", "duration_s"]
+    assert [[s[k] for k in keys] for s in plain] == [[s[k] for k in keys] for s in songs]
+
+
+def test_no_vocals_is_the_same_accompaniment_alone(voices):
+    settings = demo_corpus.resolve_settings({"min_seconds": 20.0, "max_seconds": 22.0})
+    muted = demo_corpus.resolve_settings({"min_seconds": 20.0, "max_seconds": 22.0, "vocals": False})
+    found = demo_corpus.find_voices(voices)
+    song = demo_corpus.plan_voice_corpus(2, 5, settings, found)[0]
+    song_m = demo_corpus.plan_voice_corpus(2, 5, muted, found)[0]
+    assert song_m["vocal_level_db"] == float("-inf")
+    same = lambda d: repr({k: v for k, v in d.items() if k != "vocal_level_db"})  # noqa: E731  (nan == nan)
+    assert same(song_m) == same(song)
+    _, _, acc = demo_corpus.render_song(song, settings, stems=True)
+    mix_m, vocal_m, acc_m = demo_corpus.render_song(song_m, muted, stems=True)
+    assert not vocal_m.any()
+    ratio = np.sqrt(np.mean(acc_m.astype(np.float64) ** 2) / np.mean(acc.astype(np.float64) ** 2))
+    np.testing.assert_allclose(acc_m, acc * ratio, atol=1e-5)
+    np.testing.assert_allclose(mix_m, acc_m, atol=1e-6)
+    # the synthesized demo's plan mutes the same way
+    assert all(s["vocal_level_db"] == float("-inf") for s in demo_corpus.plan_corpus(4, 3, muted))
+
+
+def test_voices_folder_errors_are_one_line(tmp_path):
+    with pytest.raises(common.PipelineError, match="not found"):
+        demo_corpus.find_voices(tmp_path / "missing")
+    (tmp_path / "empty" / "english" / "nobody").mkdir(parents=True)
+    with pytest.raises(common.PipelineError, match="<language>/<speaker>"):
+        demo_corpus.find_voices(tmp_path / "empty")
+
+
+def test_voices_command_line(voices, tmp_path):
+    import subprocess
+    out = tmp_path / "cli"
+    r = subprocess.run([sys.executable, "demo_corpus.py", "--out", str(out), "--songs", "2", "--seed", "9",
+                        "--voices", str(voices), "--no-vocals", "--set", "min_seconds=20", "--set", "max_seconds=21"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(out / "manifest.csv")
+    assert sorted(df.language) == ["bangla", "english"] and np.isneginf(df.vocal_level_db).all()

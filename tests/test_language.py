@@ -48,7 +48,13 @@ def test_probe_finds_a_planted_language_and_not_a_missing_one():
     rng = np.random.default_rng(0)
     y = (seg["language"] == "bangla").to_numpy()
     planted = rng.standard_normal((len(seg), 6)) + 4.0 * y[:, None]
-    assert diagnostics.probe_scores(planted, seg) == {"probe_acc": 1.0, "probe_acc_artist": 1.0}
+    scores = diagnostics.probe_scores(planted, seg)
+    assert scores["probe_acc"] == 1.0 and scores["probe_acc_artist"] == 1.0
+    # languages shuffled between singers: the same probe falls to chance or below
+    assert scores["probe_acc_artist_permuted"] < 0.7
+    # a shuffle between groups keeps every group on one language
+    shuffled = diagnostics.permute_between_groups(seg["language"], seg["artist"], np.random.default_rng(1))
+    assert pd.DataFrame({"a": seg["artist"], "l": shuffled}).groupby("a")["l"].nunique().max() == 1
     # one group only: nothing to hold out
     assert np.isnan(diagnostics.probe_accuracy(planted, seg["language"], np.zeros(len(seg))))
 
@@ -193,6 +199,13 @@ def test_build_features_stops_on_a_missing_song_and_logs_it(tmp_path):
     assert not (common.features_dir(data) / "stats.npy").exists()  # rows must match: nothing half-done
 
 
+def stamp_features(data, seg, names):
+    """The .json build_features.py writes beside a set: here only the fingerprint a reader checks."""
+    fingerprint, _ = common.corpus_fingerprint(data, seg)
+    for name in names:
+        (common.features_dir(data) / f"{name}.json").write_text(json.dumps({"config": fingerprint}))
+
+
 def test_analyze_language_writes_every_file(tmp_path):
     rng = np.random.default_rng(0)
     seg = toy_segments(n_songs=16, per_song=2, artists_per_language=2)
@@ -206,6 +219,7 @@ def test_analyze_language_writes_every_file(tmp_path):
     common.save_npy(common.features_dir(data) / "fg_vtln_bow.npy", bow.astype(np.float32))
     singer = rng.standard_normal((4, 5))[seg["artist"].factorize()[0]]  # first stage: singers
     common.save_npy(common.features_dir(data) / "fg_bow.npy", (singer + 0.1 * rng.standard_normal((n, 5))).astype(np.float32))
+    stamp_features(data, seg, ["fg_vtln_bow", "fg_bow"])
     songs = pd.DataFrame({"song_id": seg["song_id"].unique(), "language": "x", "style": ["rock", "pop"] * 8})
     common.write_csv(common.songs_path(data), songs)
     mdir = common.metrics_dir(results)
@@ -216,7 +230,11 @@ def test_analyze_language_writes_every_file(tmp_path):
     rows = analyze_language.analyze(data, results, seed=1)
     m = pd.read_csv(mdir / analyze_language.METRICS_FILE)
     assert set(common.METRIC_COLUMNS + analyze_language.EXTRA_COLUMNS) <= set(m.columns)
-    assert set(m["method"]) == {"report_mfcc_kmeans", "fg_bow_kmeans", "fg_vtln_bow_kmeans", "fg_vtln_bow_merge"}
+    assert set(m["method"]) == {"report_mfcc_kmeans", "fg_bow_kmeans", "fg_vtln_bow_kmeans", "fg_vtln_bow_merge",
+                                "report_mfcc_songs", "fg_bow_songs", "fg_vtln_bow_songs"}
+    assert (m["pretrained"] == "none").all() and (m["n_scored"] == n).all()
+    songs_rows = m[m["method"] == "fg_vtln_bow_songs"]
+    assert songs_rows["song_acc"].min() == 1.0 and songs_rows["acc"].min() == 1.0
     assert (~m["uses_labels"] & ~m["uses_metadata"]).all() and len(rows) == len(m)
     best = m[m["method"] == "fg_vtln_bow_kmeans"]
     assert best["acc"].min() == 1.0 and best["song_acc"].min() == 1.0 and best["probe_acc_artist"].iloc[0] == 1.0
@@ -237,11 +255,112 @@ def test_analyze_language_writes_every_file(tmp_path):
     # REPORT.md's section is computed from these files: the best method, its ceiling, the comparison
     text = (results / "REPORT.md").read_text()
     section = text[text.index("## Finding the language"):text.index("## What was fixed")]
-    assert "Best label-free, audio-only method by `Acc`: fg_vtln_bow + K-Means** (`fg_vtln_bow_kmeans`): " \
-           "Acc 1.0000" in section
-    assert "on `fg_vtln_bow`, the representation it decides in): 1.0000 with folds grouped by song, " \
-           "**1.0000 grouped by artist**" in section
+    assert "Best label-free, audio-only method by `Acc` (chosen with the labels): fg_vtln_bow + K-Means** " \
+           "(`fg_vtln_bow_kmeans`): Acc 1.0000" in section
+    assert "The supervised probe on `fg_vtln_bow` (the representation it decides in; it reads the labels): " \
+           "1.0000 with folds grouped by song, **1.0000 with held-out singers** (permutation baseline" in section
     assert "PCA + K-Means (Acc 0.5500 ± 0.0707): the best label-free method is ahead by 0.4500, more than " \
            "its own seed spread (0.0000)" in section
     assert "Acc >= 0.70 (`TARGET_ACC` in `report.py`): reached." in section and "language 1.00" in section
-    assert section.count("| `") == len(probes)  # one probe row per representation
+    assert "| `none` | fg_vtln_bow + K-Means (`fg_vtln_bow_kmeans`) | 1.0000 ± 0.0000 | 1.0000 ± 0.0000 |" in section
+    for name in probes["features"]:  # one probe row per representation
+        assert section.count(f"| `{name}`: ") == 1
+
+
+# ----------------------------------------------------------------------------
+# song level, declared methods, the answer per song (issues 8 and 9)
+def test_song_means_on_a_hand_case():
+    x = np.array([[1.0, 0.0], [3.0, 2.0], [10.0, 10.0], [0.0, 4.0]])
+    means = diagnostics.song_means(x, np.array([0, 0, 1, 0]), 3)
+    np.testing.assert_allclose(means, [[4 / 3, 2.0], [10.0, 10.0], [0.0, 0.0]])
+
+
+def test_song_rows_cluster_songs_and_segments_inherit():
+    seg = toy_segments(n_songs=8, per_song=3)
+    rng = np.random.default_rng(0)
+    lang = (seg["language"] == "bangla").to_numpy()
+    # segment rows are noisy (every third one lies), their song means are not
+    x = rng.standard_normal((len(seg), 4)) + 3.0 * np.where(lang, 1, -1)[:, None]
+    x[::3] = -x[::3]
+    rows, assignments, per_song = analyze_language.song_rows(x, seg, "toy_songs", "toy", 0, 2)
+    assert rows["acc"].min() == 1.0 and len(rows) == len(assignments)
+    for s, clusters in assignments.items():
+        by_song = pd.Series(clusters).groupby(seg["song_id"].to_numpy()).nunique()
+        assert (by_song == 1).all()  # every segment carries its song's cluster
+        ids, song_clusters, conf = per_song[s]
+        assert len(ids) == 8 and ((conf >= 0) & (conf <= 1)).all()
+
+
+def test_cluster_names_follow_the_labelled_majority():
+    t = pd.DataFrame({"cluster_id": [0, 0, 0, 1, 1, 1], "language": ["bangla", "bangla", "english", "", "", "english"]})
+    assert analyze_language.name_clusters(t) == {0: "bangla", 1: "english"}
+    t["language"] = ["english", "english", "", "english", "", ""]  # both majorities english: told apart
+    assert analyze_language.name_clusters(t) == {0: "english_0", 1: "english_1"}
+    t["language"] = ""
+    assert analyze_language.name_clusters(t) == {0: "cluster_0", 1: "cluster_1"}
+
+
+def test_declared_constants_name_methods_analyze_language_writes():
+    import build_features
+    families = set(analyze_language.PRETRAINED_BY_PREFIX.values()) | {"none"}
+    for method in (analyze_language.LANGUAGE_METHOD, analyze_language.LABEL_FREE_METHOD):
+        for suffix in ("_kmeans", "_songs", "_merge"):
+            if method.endswith(suffix):
+                base = method[: -len(suffix)]
+                break
+        else:
+            raise AssertionError(f"{method} is not a method analyze_language.py writes")
+        assert base in build_features.FEATURE_SETS  # made by build_features.py's defaults
+        assert analyze_language.pretrained(base) in families
+    assert analyze_language.pretrained(analyze_language.LABEL_FREE_METHOD) == "none"
+    assert analyze_language.pretrained("whisper_lang_songs") == "language-labels"
+
+
+def write_toy_corpus(tmp_path, seg):
+    """data/ with mfcc.npy, segments.csv and two stamped feature sets; fg_stats carries the language."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    common.write_csv(common.segments_path(data), seg)
+    n = len(seg)
+    common.save_npy(common.mfcc_path(data), rng.standard_normal((n, common.N_MFCC, common.N_FRAMES)).astype(np.float32))
+    truth = np.array([i % 2 for i in range(seg["song_id"].nunique())])[seg["song_id"].factorize()[0]]
+    common.save_npy(common.features_dir(data) / "fg_stats.npy",
+                    (rng.standard_normal((n, 6)) + 4.0 * truth[:, None]).astype(np.float32))
+    stamp_features(data, seg, ["fg_stats"])
+    return data, truth
+
+
+def test_analyze_language_without_labels_clusters_every_song(tmp_path):
+    seg = toy_segments(n_songs=8, per_song=2)
+    seg["language"] = ""
+    data, _ = write_toy_corpus(tmp_path, seg)
+    results = tmp_path / "results"
+    analyze_language.analyze(data, results, seed=1, sets=["report_mfcc", "fg_stats"])
+    m = pd.read_csv(common.metrics_dir(results) / analyze_language.METRICS_FILE)
+    assert (m["n_scored"] == 0).all()
+    assert m[["nmi", "ari", "purity", "acc", "song_acc"]].isna().all().all()  # empty cells, no placeholder
+    assert m["silhouette"].notna().any()
+    answer = pd.read_csv(results / analyze_language.SONG_LANGUAGES_FILE, keep_default_na=False)
+    assert list(answer.columns) == analyze_language.SONG_COLUMNS and len(answer) == 8
+    assert set(answer["cluster"]) == {"cluster_0", "cluster_1"} and (answer["language"] == "").all()
+
+
+def test_analyze_language_with_some_labels_names_and_scores_on_them(tmp_path, monkeypatch):
+    seg = toy_segments(n_songs=10, per_song=2)
+    keep = seg["song_id"].isin(["s00", "s01", "s02", "s03"])  # 4 of 10 songs labelled
+    seg.loc[~keep, "language"] = ""
+    data, truth = write_toy_corpus(tmp_path, seg)
+    results = tmp_path / "results"
+    monkeypatch.setattr(analyze_language, "LANGUAGE_METHOD", "fg_stats_songs")
+    analyze_language.analyze(data, results, seed=1, sets=["fg_stats"])
+    m = pd.read_csv(common.metrics_dir(results) / analyze_language.METRICS_FILE)
+    assert (m["n_scored"] == keep.sum()).all()
+    assert m.loc[m["method"] == "fg_stats_songs", "acc"].min() == 1.0
+    answer = pd.read_csv(results / analyze_language.SONG_LANGUAGES_FILE, keep_default_na=False)
+    assert len(answer) == 10 and set(answer["cluster"]) == {"english", "bangla"}
+    # every song, labelled or not, lands with the songs of its language
+    song_truth = dict(zip(seg["song_id"], truth))
+    named = answer.assign(t=answer["song_id"].map(song_truth)).groupby("cluster")["t"].nunique()
+    assert (named == 1).all()
+    declared = pd.read_csv(common.metrics_dir(results) / analyze_language.DECLARED_FILE)
+    assert declared["method"].tolist() == ["fg_stats_songs", "fg_stats_songs"]

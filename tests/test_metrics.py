@@ -196,10 +196,91 @@ def test_evaluate_writes_long_cluster_file(tmp_path):
 
 # ----------------------------------------------------------------------------
 # inputs
-def test_one_language_is_a_clear_error():
-    with pytest.raises(PipelineError, match="only one language.*needs at least two"):
-        metrics.require_two_languages(pd.DataFrame({"language": ["english"] * 5}))
-    assert metrics.require_two_languages(pd.DataFrame({"language": ["b", "a", "b"]})) == ["a", "b"]
+def test_n_clusters_from_labels_only_when_all_labelled_and_nothing_set():
+    seg = lambda langs: pd.DataFrame({"language": langs, "song_id": [str(i) for i in range(len(langs))]})
+    assert metrics.n_clusters(seg(["a", "b", "c", "a"])) == 3  # every segment labelled: the labels' count
+    assert metrics.n_clusters(seg(["a", "b", "c", "a"]), override=5) == 5  # the flag wins
+    assert metrics.n_clusters(seg(["a", "b", "c", np.nan])) == metrics.N_LANGUAGES == 2  # one unlabelled
+    assert metrics.n_clusters(seg(["a", "b", "c", ""])) == 2  # blank text is unlabelled too
+    assert metrics.n_clusters(seg([np.nan] * 4)) == 2
+    assert metrics.n_clusters(seg(["english"] * 4)) == 2  # one language: not one cluster
+    with pytest.raises(PipelineError, match="at least 2"):
+        metrics.n_clusters(seg(["a", "b"]), override=1)
+
+
+def test_check_labels_lets_unlabelled_corpora_through(capsys):
+    seg = pd.DataFrame({"language": [np.nan] * 4, "song_id": ["1", "1", "2", "2"]})
+    assert metrics.check_labels(seg, 2) == []
+    assert "no labels were given" in capsys.readouterr().out
+    part = seg.assign(language=["en", "en", np.nan, np.nan])
+    metrics.check_labels(part, 2)
+    assert "scoring needs two languages" in capsys.readouterr().out
+    part = pd.DataFrame({"language": ["en", "bn", np.nan, np.nan], "song_id": ["1", "2", "3", "3"]})
+    assert metrics.check_labels(part, 2) == ["bn", "en"]
+    assert "2 of 4 segments (2 of 3 songs) labelled" in capsys.readouterr().out
+    with pytest.raises(PipelineError, match="fewer than the 5 clusters"):
+        metrics.check_labels(part, 5)
+
+
+def test_partly_labelled_metrics_equal_sklearn_on_the_labelled_subset():
+    x, labels = _blobs(20)
+    clusters = np.array([0] * 8 + [1] * 12)  # deliberately imperfect
+    labels = labels.astype(object)
+    unl = np.array([1, 4, 9, 13, 17])
+    labels[unl] = np.nan
+    labels[2] = "   "  # blank text counts as unlabelled
+    keep = np.setdiff1d(np.arange(20), np.r_[unl, 2])
+    m = metrics.score_labelled(x, labels, clusters)
+    assert m["n_scored"] == len(keep) == 14
+    y, c = labels[keep].astype(str), clusters[keep]
+    assert m["nmi"] == pytest.approx(normalized_mutual_info_score(y, c))
+    assert m["ari"] == pytest.approx(adjusted_rand_score(y, c))
+    assert m["purity"] == pytest.approx(metrics.purity(y, c))
+    assert m["acc"] == pytest.approx(metrics.acc(y, c))
+    # silhouette is label-free: every segment, not only the scored ones
+    assert m["silhouette"] == pytest.approx(silhouette_score(x, clusters))
+    assert m["silhouette"] != pytest.approx(silhouette_score(x[keep], c))
+    assert metrics.majority_rate(labels) == pytest.approx(metrics.majority_rate(y))
+
+
+def test_no_labels_leave_the_metric_cells_empty(tmp_path):
+    x, _ = _blobs(20)
+    segments = pd.DataFrame({"segment_id": [f"s{i}" for i in range(20)], "language": [np.nan] * 20})
+    rows, assign = metrics.evaluate("m", x, segments, "blobs", False, tmp_path, seed=0, n_seeds=2)
+    assert list(rows.columns) == METRIC_COLUMNS
+    assert rows[metrics.LABEL_METRICS].isna().all().all() and (rows["n_scored"] == 0).all()
+    assert rows["silhouette"].notna().all() and (rows["pretrained"] == "none").all()
+    assert all(len(np.unique(a)) == metrics.N_LANGUAGES for a in assign.values())  # k = N_LANGUAGES
+    common.write_csv(common.metrics_dir(tmp_path) / "advanced_metrics.csv", rows)
+    line = (common.metrics_dir(tmp_path) / "advanced_metrics.csv").read_text().splitlines()[1].split(",")
+    cols = dict(zip(METRIC_COLUMNS, line))
+    assert all(cols[m] == "" for m in metrics.LABEL_METRICS) and cols["n_scored"] == "0"  # empty CSV cells
+    back = metrics.read_metrics(tmp_path)
+    s = metrics.summarize(back).iloc[0]
+    assert math.isnan(s["acc_mean"]) and math.isnan(s["acc_std"]) and s["silhouette_mean"] > 0
+    assert metrics.fmt_metric(s["acc_mean"]) == "-" and metrics.fmt_metric(0.5) == "0.5000"
+    # one language among the labels: nothing to score against either
+    one = metrics.score_labelled(x, ["en"] * 10 + [np.nan] * 10, assign[0])
+    assert math.isnan(one["acc"]) and one["n_scored"] == 0
+    assert math.isnan(metrics.majority_rate([np.nan, ""]))
+
+
+def test_n_scored_counts_the_labelled_segments():
+    x, labels = _blobs(40)
+    labels = labels.astype(object)
+    labels[::4] = np.nan  # 10 of 40 unlabelled
+    rows, _ = metrics.cluster_and_score(x, labels, "m", "blobs", False, seed=1, n_seeds=2)
+    assert (rows["n_scored"] == 30).all() and (rows["n_segments"] == 40).all()
+    assert (rows["acc"] == 1.0).all()  # well separated blobs: the labelled ones all right
+
+
+def test_read_metrics_fills_columns_older_files_lack(tmp_path):
+    old = pd.DataFrame({"method": ["m", "m"], "features": "f", "uses_labels": False, "silhouette": 0.1,
+                        "nmi": 0.2, "ari": 0.1, "purity": 0.6, "acc": 0.7, "n_segments": 10, "seed": [1, 2]})
+    common.write_csv(common.metrics_dir(tmp_path) / "vae_metrics.csv", old)
+    rows = metrics.read_metrics(tmp_path)
+    assert (rows["pretrained"] == "none").all() and (rows["n_scored"] == 10).all()
+    assert (rows["metrics_file"] == "vae_metrics.csv").all()
 
 
 def test_missing_latents_skipped_with_a_line(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """train_vae.py and train_cvae.py on tiny features the tests write themselves (one epoch)."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,17 @@ import common  # noqa: E402
 import train_cvae  # noqa: E402
 import train_vae  # noqa: E402
 from models import load_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in this file's tests (restored after; set before the module's fixtures
+    train, since the thread count changes float rounding): on a busy 2-core machine more threads
+    only spin-wait on each other, and these models are tiny."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_features(data_dir, n, shape=(40, 430), nan=False):
@@ -50,7 +62,7 @@ def test_vae_outputs_and_reload(data6, tmp_path, capsys):
     model, ckpt = load_checkpoint(common.model_path(res, "vae"))  # weights_only=True inside
     cfg = ckpt["config"]
     assert ckpt["epoch"] == 2 and [h["epoch"] for h in ckpt["loss_history"]] == [1, 2]
-    assert cfg["languages"] == ["bangla", "english"] and cfg["n_segments"] == 6
+    assert cfg["languages"] == [] and cfg["n_segments"] == 6  # label-free: the labels are never read
     assert (cfg["latent_dim"], cfg["batch_size"], cfg["learning_rate"], cfg["beta"]) == (64, 4, 1e-4, 1.0)
     assert torch.load(common.model_path(res, "vae"), weights_only=True)["config"] == cfg
 
@@ -92,6 +104,7 @@ def test_cvae_all(data6, tmp_path):
     for name, beta, cond in (("cvae", 1.0, True), ("beta_vae", 4.0, True), ("autoencoder", 0.0, False)):
         model, ckpt = load_checkpoint(common.model_path(res, name))
         assert (ckpt["config"]["beta"], ckpt["config"]["conditional"], model.uses_labels) == (beta, cond, cond)
+        assert ckpt["config"]["languages"] == (["bangla", "english"] if cond else [])
         assert np.load(common.latents_path(res, name)).shape == (6, 64)
         kl = pd.read_csv(common.losses_path(res, name))["kl"]
         assert kl.isna().all() == (name == "autoencoder")
@@ -198,3 +211,189 @@ def test_model_seeds_and_their_spread(data6, tmp_path, capsys):
     text = (res / "REPORT.md").read_text()
     assert "### Spread over model seeds" in text
     assert f"| {metrics.method_title('vae')} | 3 | {s['acc_mean']:.4f} ± {s['acc_std']:.4f} |" in text
+
+
+# ----------------------------------------------------------------------------
+# interrupted training: the finished set is one run's, an unfinished run resumes bitwise
+def interrupt_after(monkeypatch, module, n_epochs):
+    """Ctrl-C in epoch n_epochs + 1: the first n_epochs finish, the next raises KeyboardInterrupt.
+    Returns the function that lets training run normally again."""
+    real, calls = module.shuffled_epoch, []
+
+    def epoch(*a, **kw):
+        calls.append(1)
+        if len(calls) > n_epochs:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(module, "shuffled_epoch", epoch)
+    return lambda: monkeypatch.setattr(module, "shuffled_epoch", real)
+
+
+def finished_files(res, name):
+    return [common.model_path(res, name), common.losses_path(res, name), common.latents_path(res, name)]
+
+
+def assert_same_run(res_a, res_b, name):
+    """Bitwise: every tensor of the final state_dict, the latents file and the losses file."""
+    a = torch.load(common.model_path(res_a, name), weights_only=True)
+    b = torch.load(common.model_path(res_b, name), weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert a["loss_history"] == b["loss_history"] and a["epoch"] == b["epoch"]
+    assert common.latents_path(res_a, name).read_bytes() == common.latents_path(res_b, name).read_bytes()
+    assert common.losses_path(res_a, name).read_bytes() == common.losses_path(res_b, name).read_bytes()
+
+
+def train_one(name, data, res, *extra, epochs=2):
+    argv = args(data, res, "--batch-size", "4", *extra, epochs=epochs)
+    return train_vae.main(argv) if name == "vae" else train_cvae.main(argv + ["--model", name])
+
+
+@pytest.mark.parametrize("name", ["vae", "cvae", "autoencoder", "pooled_vae"])
+def test_interrupted_run_resumes_bitwise(name, data6, tmp_path, monkeypatch, capsys):
+    train_one(name, data6, tmp_path / "whole")
+    res = tmp_path / "interrupted"
+    restore = interrupt_after(monkeypatch, train_vae, 1)
+    with pytest.raises(KeyboardInterrupt):
+        train_one(name, data6, res)
+    # only the unfinished checkpoint, under a name no analysis reads
+    assert not any(p.exists() for p in finished_files(res, name))
+    partial = torch.load(train_vae.partial_path(res, name), weights_only=True)
+    assert partial["epoch"] == 1 and {"optimizer", "rng"} <= set(partial)
+    assert {"python", "numpy", "torch", "shuffle"} <= set(partial["rng"])
+    restore()
+    capsys.readouterr()
+    train_one(name, data6, res)
+    assert "resuming after epoch 1 of 2" in capsys.readouterr().out
+    assert_same_run(tmp_path / "whole", res, name)
+    assert not train_vae.partial_path(res, name).exists()
+
+
+def test_interrupt_keeps_the_finished_set(data6, tmp_path, monkeypatch, capsys):
+    """The issue's case: a finished run, then a longer one interrupted. The finished set stays
+    whole and the analysis reads it; the longer run resumes; a partial of other settings is not used."""
+    import metrics
+    res = tmp_path / "results"
+    train_one("vae", data6, res, epochs=1)
+    before = [p.read_bytes() for p in finished_files(res, "vae")]
+    restore = interrupt_after(monkeypatch, train_vae, 1)
+    with pytest.raises(KeyboardInterrupt):
+        train_one("vae", data6, res, epochs=3)
+    assert [p.read_bytes() for p in finished_files(res, "vae")] == before
+    assert torch.load(train_vae.partial_path(res, "vae"), weights_only=True)["config"]["epochs"] == 3
+    assert metrics.load_latents(data6, res, "vae", 6).shape == (6, 64)
+    # the same command again: continues (bitwise as an uninterrupted run: the test above)
+    restore()
+    capsys.readouterr()
+    train_one("vae", data6, res, epochs=3)
+    assert "resuming after epoch 1 of 3" in capsys.readouterr().out
+    assert torch.load(common.model_path(res, "vae"), weights_only=True)["epoch"] == 3
+    assert len(pd.read_csv(common.losses_path(res, "vae"))) == 3
+    # an unfinished run of other settings: started over, with the reason
+    restore = interrupt_after(monkeypatch, train_vae, 1)
+    with pytest.raises(KeyboardInterrupt):
+        train_one("vae", data6, res, "--lr", "1e-3")
+    restore()
+    capsys.readouterr()
+    train_one("vae", data6, res)
+    out = capsys.readouterr().out
+    assert "starting over" in out and "learning_rate 0.001 -> 0.0001" in out and "resuming" not in out
+    ckpt = torch.load(common.model_path(res, "vae"), weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["config"]["learning_rate"] == 1e-4
+
+
+def test_stale_temp_files_removed_at_start(data6, tmp_path, capsys):
+    res = tmp_path / "results"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = res / "models" / f".vae.pth.tmp{dead.pid}"  # what a SIGKILL during torch_save leaves
+    alive = res / "models" / f".vae_seed9.pth.tmp{os.getpid()}"  # a live process's save
+    other = res / "models" / "notes.tmp1"
+    for p in (stale, alive, other):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * 1000)
+    train_one("vae", data6, res, epochs=1)
+    assert not stale.exists() and alive.exists() and other.exists()
+    assert f"removed {stale}" in capsys.readouterr().out
+
+
+def test_unwritable_results_dir_fails_before_training(data6, tmp_path, monkeypatch):
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "models").write_text("a file where the models folder goes")  # root ignores chmod
+    monkeypatch.setattr(train_vae, "shuffled_epoch", lambda *a, **k: pytest.fail("trained first"))
+    with pytest.raises(common.PipelineError, match="models"):
+        train_one("vae", data6, res, epochs=1)
+    r = run_script("train_cvae.py", *args(data6, res, "--model", "autoencoder"))
+    assert r.returncode == 1 and "models" in r.stderr and "Traceback" not in r.stderr
+
+
+def copy_data(src, dst, language=None):
+    """A copy of a features folder; language: a function (row index -> language) to relabel."""
+    import shutil
+    shutil.copytree(src, dst)
+    if language is not None:
+        seg = pd.read_csv(common.segments_path(dst), dtype={"segment_id": str, "song_id": str})
+        seg["language"] = [language(i) for i in range(len(seg))]
+        common.write_csv(common.segments_path(dst), seg)
+    return dst
+
+
+def test_analysis_checks_latents_against_the_checkpoint(data6, tmp_path, capsys):
+    import metrics
+    res = tmp_path / "results"
+    train_cvae.main(args(data6, res, "--model", "cvae"))
+    train_vae.main(args(data6, res))
+    assert metrics.load_latents(data6, res, "vae", 6).shape == (6, 64)
+    # latents that are not the ones written with the checkpoint
+    good = common.latents_path(res, "vae").read_bytes()
+    common.save_npy(common.latents_path(res, "vae"), np.zeros((6, 64), np.float32))
+    with pytest.raises(common.PipelineError, match="not one run's files.*python train_vae.py"):
+        metrics.load_latents(data6, res, "vae", 6)
+    common.latents_path(res, "vae").write_bytes(good)
+    # other features of the same shape; other segment ids
+    other = make_features(tmp_path / "other", 6)
+    common.save_npy(common.mfcc_path(other), np.zeros((6, 40, 430), np.float32))
+    with pytest.raises(common.PipelineError, match=r"mfcc.npy.*python train_vae.py --data-dir"):
+        metrics.load_latents(other, res, "vae", 6)
+    ids = copy_data(data6, tmp_path / "ids")
+    seg = pd.read_csv(common.segments_path(ids))
+    seg["segment_id"] = seg["segment_id"][::-1].to_numpy()
+    common.write_csv(common.segments_path(ids), seg)
+    with pytest.raises(common.PipelineError, match="segment ids"):
+        metrics.load_latents(ids, res, "vae", 6)
+    # relabelled: the label-free VAE stays valid; the CVAE is refused, or skipped once labels are missing
+    swapped = copy_data(data6, tmp_path / "swapped", lambda i: "english" if i % 2 else "bangla")
+    assert metrics.load_latents(swapped, res, "vae", 6) is not None
+    with pytest.raises(common.PipelineError, match="languages in segments.csv.*train_cvae.py --model cvae"):
+        metrics.load_latents(swapped, res, "cvae", 6)
+    part = copy_data(data6, tmp_path / "part", lambda i: "english" if i else "")
+    capsys.readouterr()
+    assert metrics.load_latents(part, res, "cvae", 6) is None
+    assert "skipped cvae" in capsys.readouterr().out
+    assert metrics.load_latents(part, res, "vae", 6) is not None
+
+
+def test_labels_optional(data6, tmp_path, capsys):
+    """No labels: the label-free models train on every segment exactly as with labels (they never
+    read the column); the models given the label are skipped with one line."""
+    blank = copy_data(data6, tmp_path / "blank", lambda i: "")
+    res = tmp_path / "results"
+    train_cvae.main(args(blank, res))
+    out = capsys.readouterr().out
+    for name in ("cvae", "beta_vae"):
+        assert out.count(f"skipped {name}:") == 1 and not common.latents_path(res, name).exists()
+    assert "6 of 6 segments" in out
+    train_cvae.main(args(blank, res, "--model", "cvae", n_seeds=3))
+    assert capsys.readouterr().out.count("skipped cvae") == 1  # one line, not one per seed
+    for name in ("autoencoder", "beta_vae_uncond", "pooled_vae", "pooled_ae"):
+        assert np.load(common.latents_path(res, name)).shape == (6, 64)
+    train_vae.main(args(blank, res))
+    train_vae.main(args(data6, tmp_path / "labelled"))
+    assert (common.latents_path(res, "vae").read_bytes()
+            == common.latents_path(tmp_path / "labelled", "vae").read_bytes())
+    # one language only: skipped too, saying so
+    one = copy_data(data6, tmp_path / "one", lambda i: "english")
+    train_cvae.main(args(one, tmp_path / "r1", "--model", "cvae"))
+    assert "only one language" in capsys.readouterr().out

@@ -16,6 +16,17 @@ import models  # noqa: E402
 import train_vade  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in this file's tests (restored after; set before the module's fixtures
+    train, since the thread count changes float rounding): on a busy 2-core machine more threads
+    only spin-wait on each other, and these models are tiny."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_case():
     """K = 2 components, latent 2, one sample, numbers chosen to be easy by hand."""
     mu = torch.tensor([[0.5, -1.0]])
@@ -114,7 +125,7 @@ def test_train_vade_outputs(tmp_path, capsys):
         assert list(losses.columns) == common.LOSS_COLUMNS and len(losses) == 4
         assert losses["kl"].isna().tolist() == [True, True, False, False]  # pretraining, then VaDE
     df = pd.read_csv(common.metrics_dir(res) / train_vade.METRICS_FILE)
-    assert list(df.columns) == common.METRIC_COLUMNS + train_vade.EXTRA_COLUMNS
+    assert list(df.columns) == train_vade.metrics_columns() and (df["n_scored"] == 12).all()
     assert list(df["model_seed"]) == [42, 43] and not df["uses_labels"].any()
     # the metrics come from q(c|x): recompute them from the cluster file
     seg = pd.read_csv(common.segments_path(data))
@@ -147,3 +158,77 @@ def test_missing_feature_set(tmp_path):
     data = make_data(tmp_path / "data")
     with pytest.raises(common.PipelineError, match="build_features.py"):
         train_vade.main(run_args(data, tmp_path / "results", "--features", "nope"))
+
+
+# ----------------------------------------------------------------------------
+# interrupted runs resume, in either phase; labels are optional
+def interrupt_after(monkeypatch, n_epochs):
+    """Ctrl-C in epoch n_epochs + 1 (pretraining and VaDE epochs counted together)."""
+    real, calls = train_vade.shuffled_epoch, []
+
+    def epoch(*a, **kw):
+        calls.append(1)
+        if len(calls) > n_epochs:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(train_vade, "shuffled_epoch", epoch)
+    return lambda: monkeypatch.setattr(train_vade, "shuffled_epoch", real)
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="module")
+def whole_run(toy_data, tmp_path_factory):
+    res = tmp_path_factory.mktemp("whole")
+    train_vade.main(run_args(toy_data, res, "--features", "toy", "--runs", "1"))
+    return res
+
+
+# 1: in pretraining; 2: after pretraining, before the mixture is fitted; 3: in the VaDE phase
+@pytest.mark.parametrize("done", [1, 2, 3])
+def test_interrupted_vade_resumes_bitwise(done, toy_data, whole_run, tmp_path, monkeypatch, capsys):
+    res = tmp_path / "results"
+    restore = interrupt_after(monkeypatch, done)
+    with pytest.raises(KeyboardInterrupt):
+        train_vade.main(run_args(toy_data, res, "--features", "toy", "--runs", "1"))
+    assert not common.model_path(res, "vade_toy").exists() and not common.latents_path(res, "vade_toy").exists()
+    partial = torch.load(train_vade.partial_path(res, "vade_toy"), weights_only=True)
+    assert partial["epoch"] == done and partial["phase"] == ("pretrain" if done <= 2 else "vade")
+    restore()
+    capsys.readouterr()
+    train_vade.main(run_args(toy_data, res, "--features", "toy", "--runs", "1"))
+    assert f"resuming after epoch {done} of 4" in capsys.readouterr().out
+    a = torch.load(common.model_path(whole_run, "vade_toy"), weights_only=True)
+    b = torch.load(common.model_path(res, "vade_toy"), weights_only=True)
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert a["loss_history"] == b["loss_history"]
+    for path in (common.latents_path, common.losses_path, common.clusters_path):
+        assert path(whole_run, "vade_toy").read_bytes() == path(res, "vade_toy").read_bytes()
+    assert not train_vade.partial_path(res, "vade_toy").exists()
+
+
+def test_number_of_clusters():
+    seg = pd.DataFrame({"language": ["english", "bangla", "hindi", "english"]})
+    assert train_vade.n_clusters(None, seg)[0] == 3  # every segment labelled: the labels' count
+    assert train_vade.n_clusters(5, seg)[0] == 5  # the flag wins
+    part = seg.assign(language=["english", None, "", "bangla"])
+    assert train_vade.n_clusters(None, part)[0] == train_vade.N_LANGUAGES == 2
+    assert train_vade.n_clusters(None, seg.assign(language="english"))[0] == 2
+
+
+def test_vade_without_labels(tmp_path, capsys):
+    data, res = make_data(tmp_path / "data"), tmp_path / "results"
+    seg = pd.read_csv(common.segments_path(data))
+    seg["language"] = ""  # nobody labelled anything
+    common.write_csv(common.segments_path(data), seg)
+    train_vade.main(run_args(data, res, "--features", "toy", "--runs", "1", "--n-clusters", "3"))
+    assert "K = 3 (--n-clusters)" in capsys.readouterr().out
+    df = pd.read_csv(common.metrics_dir(res) / train_vade.METRICS_FILE)
+    assert df["n_scored"].tolist() == [0] and df[["nmi", "ari", "purity", "acc"]].isna().all().all()
+    assert np.isfinite(df["silhouette"]).all()  # label-free, computed on every segment
+    assert set(pd.read_csv(common.clusters_path(res, "vade_toy"))["cluster"]) <= {0, 1, 2}
+    assert models.load_checkpoint(common.model_path(res, "vade_toy"))[1]["config"]["n_clusters"] == 3
