@@ -45,7 +45,7 @@ from common import PipelineError
 # the methods this project declares (issue 8, section 4): chosen on the demo, a demo made another
 # way and a corpus of real voices (README, "Finding the language"), then frozen
 LANGUAGE_METHOD = "whisper_lang_songs"  # recommended for unlabelled songs, any family: K-Means on songs' mean Whisper log posteriors
-LABEL_FREE_METHOD = "fg_stats_songs"  # the best of the `none` family (nothing trained elsewhere)
+LABEL_FREE_METHOD = "fg_vtln_bow_merge"  # the best of the `none` family (nothing trained elsewhere): singer clusters merged by VTLN codeword profiles
 SEED = 42  # first K-Means seed (the next metrics.N_KMEANS_SEEDS - 1 follow) and PCA seed
 N_LANGUAGES = 2  # clusters to find, unless every segment is labelled (then: the labelled languages)
 N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared methods' interval
@@ -68,7 +68,7 @@ PROBES_FIGURE = "language_probes.png"  # in results/figures/
 EXTRA_COLUMNS = ["probe_acc", "probe_acc_artist", "song_acc", "song_nmi", "uses_metadata", "pretrained", "n_scored"]
 DECLARED_FILE = "declared_methods.csv"  # in results/metrics/: role, method, and the declared methods' spread
 DECLARED_COLUMNS = ["role", "method", "pretrained", "song_acc", "song_acc_std", "acc", "acc_std", "n_seeds",
-                    "song_acc_boot_lo", "song_acc_boot_hi", "n_scored"]
+                    "spread_over", "song_acc_boot_lo", "song_acc_boot_hi", "n_scored"]
 SONG_LANGUAGES_FILE = "song_languages.csv"  # in results/: one row per song, from LANGUAGE_METHOD
 SONG_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]
 # where a feature set was trained (issue 8, section 2): none / self-supervised / language-labels
@@ -159,6 +159,53 @@ def cluster_view(x, seed, dims=CLUSTER_PCA_DIMS, standardize=True):
     z = StandardScaler().fit_transform(z) if standardize else z - z.mean(axis=0)
     k = min(dims, z.shape[0] - 1, z.shape[1])
     return PCA(n_components=k, svd_solver="randomized", random_state=seed).fit_transform(z).astype(np.float32)
+
+
+def prepare(name, x, desc):
+    """(x, desc, standardize) as a set is clustered: log posteriors floored and only centred."""
+    if name in LOG_POSTERIOR_SETS:  # one unit (nats) in every column: no standardizing
+        return np.maximum(x, np.log(POSTERIOR_FLOOR)), f"{desc}, floored at log {POSTERIOR_FLOOR:g}", False
+    return x, desc, True
+
+
+def majority_songs(assignments, segments):
+    """{seed: (song ids, song clusters, confidence)} of a segment-level method: a song takes its
+    segments' majority cluster; confidence = the share of its segments in that cluster."""
+    song_ids = segments["song_id"].astype(str).to_numpy()
+    songs, inverse = np.unique(song_ids, return_inverse=True)
+    out = {}
+    for s, clusters in assignments.items():
+        counts = np.zeros((len(songs), int(np.max(clusters)) + 1))
+        np.add.at(counts, (inverse, np.asarray(clusters, dtype=int)), 1)
+        out[s] = (songs, counts.argmax(axis=1), counts.max(axis=1) / counts.sum(axis=1))
+    return out
+
+
+def method_sets(method):
+    """The feature sets a language method is computed from."""
+    if method.endswith("_merge"):
+        profile = method[:-len("_merge")]
+        over = next((o for o, p in MERGES if p == profile), None)
+        return [over, profile] if over else []
+    for suffix in ("_kmeans", "_songs"):
+        if method.endswith(suffix):
+            return [method[:-len(suffix)]]
+    return []
+
+
+def method_rows(method, xs, segments, seed, k):
+    """(rows, {seed: clusters}) of a _kmeans, _songs or _merge method on the arrays xs ({set:
+    array}), computed as analyze() computes it: for the spread over other feature builds."""
+    prepared = {n: prepare(n, x, n) for n, x in xs.items()}
+    if method.endswith("_songs"):
+        (x, desc, standardize), = prepared.values()
+        return song_rows(x, segments, method, desc, seed, k, standardize)[:2]
+    views = {n: cluster_view(x, seed, standardize=st) for n, (x, _, st) in prepared.items()}
+    if method.endswith("_merge"):
+        over, profile = method_sets(method)
+        return merge_rows(views[over], views[profile], segments, method, "{k_over} first-stage clusters", seed, k)
+    (z,) = views.values()
+    return kmeans_rows(z, segments, method, method, seed, k)
 
 
 def over_and_merge(z_over, z_profile, k_final, seed, per_cluster=OVER_SEGMENTS_PER_CLUSTER):
@@ -390,13 +437,11 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
         probe = diagnostics.probe_scores(x[mask], segments[mask]) if can_probe else {}
         probes[name] = {"features": name, "description": desc, "dim": x.shape[1], "pretrained": family, **probe}
         common.write_csv(mdir / PROBES_FILE, pd.DataFrame(list(probes.values())))
-        if name in LOG_POSTERIOR_SETS:  # one unit (nats) in every column: no standardizing
-            x = np.maximum(x, np.log(POSTERIOR_FLOOR))
-            desc += f", floored at log {POSTERIOR_FLOOR:g}"
-        standardize = name not in LOG_POSTERIOR_SETS
+        x, desc, standardize = prepare(name, x, desc)
         z = views[name] = cluster_view(x, seed, standardize=standardize)
         rows, assignments = kmeans_rows(z, segments, f"{name}_kmeans", f"{desc}, {'standardized' if standardize else 'centred'}, PCA {z.shape[1]}",
                                         seed, k)
+        song_answers[f"{name}_kmeans"] = majority_songs(assignments, segments)
         record(f"{name}_kmeans", rows, assignments, probe, t, name, family)
         t = time.time()
         rows, assignments, per_song = song_rows(x, segments, f"{name}_songs", desc, seed, k, standardize)
@@ -410,6 +455,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
         desc = (f"{{k_over}} K-Means clusters of {over} (standardized, PCA), merged by their mean "
                 f"{profile} (standardized, PCA)")
         rows, assignments = merge_rows(views[over], views[profile], segments, f"{profile}_merge", desc, seed, k)
+        song_answers[f"{profile}_merge"] = majority_songs(assignments, segments)
         record(f"{profile}_merge", rows, assignments, probes[profile], t, profile, "none")
     if not all_rows:
         raise PipelineError(f"no feature set to analyze in {common.features_dir(data_dir)}")
@@ -440,7 +486,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
     diagnostics.confounds_heatmap(heat, fig)
 
     rows = pd.concat(all_rows, ignore_index=True)
-    declared = write_declared(rows, song_answers, segments, songs, seed, results_dir)
+    declared = write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir, k)
     summary = rows[~rows["uses_labels"]].groupby("method", sort=False)[["acc", "song_acc"]].mean()
     figs = [fig]
     import plots
@@ -495,9 +541,36 @@ def fingerprint_matches(path, expected, data_dir):
     return True
 
 
-def write_declared(rows, song_answers, segments, songs, seed, results_dir):
-    """results/metrics/declared_methods.csv (role, method, song-level spread over every seed and an
-    artist bootstrap) and results/song_languages.csv from LANGUAGE_METHOD. {role: method} written."""
+def other_builds(method, data_dir, segments, seed, k):
+    """Rows of a method on every other build of its sets (build_features.py's SPREAD_SEEDS: the same
+    sets with another codebook seed, in data/features/seeds/seed<k>/): [(build name, rows)]."""
+    sets, out = method_sets(method), []
+    root = common.features_dir(data_dir) / "seeds"
+    if not sets or not root.exists():
+        return out
+    expected, _ = common.corpus_fingerprint(data_dir, segments)
+    n = len(segments)
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        paths = {name: d / f"{name}.npy" for name in sets}
+        if not all(p.exists() for p in paths.values()):
+            continue
+        if not all(fingerprint_matches(p, expected, data_dir) for p in paths.values()):
+            continue
+        try:
+            xs = {name: np.asarray(np.load(p), dtype=np.float32).reshape(n, -1) for name, p in paths.items()}
+        except Exception as e:
+            print(f"note: {d} left out of the spread ({e})")
+            continue
+        rows, assignments = method_rows(method, xs, segments, seed, k)
+        out.append((d.name, with_song_scores(rows, assignments, segments, {}, pretrained(method))))
+    return out
+
+
+def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir=None, k=N_LANGUAGES):
+    """results/metrics/declared_methods.csv (role, method, spread over every seeded step: PCA and
+    K-Means seeds, and the codebook seeds of build_features.py's SPREAD_SEEDS where the method has a
+    codebook; an artist bootstrap) and results/song_languages.csv from LANGUAGE_METHOD. Returns
+    {role: method} written."""
     declared = {}
     out = []
     for role, method in (("language_method", LANGUAGE_METHOD), ("label_free_method", LABEL_FREE_METHOD)):
@@ -507,17 +580,21 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir):
                   f"`python build_features.py`)")
             continue
         declared[role] = method
+        builds = other_builds(method, data_dir, segments, seed, k) if data_dir is not None else []
+        spread = pd.concat([r] + [b for _, b in builds], ignore_index=True)
+        over = "PCA and K-Means seeds" + (f" x {1 + len(builds)} codebook seeds" if builds else "")
         per_seed = song_answers.get(method)
         lo = hi = np.nan
         if per_seed:
             t = song_languages(per_seed[seed], segments, songs)
             lo, hi = artist_bootstrap(t, seed=seed)
         out.append({"role": role, "method": method, "pretrained": r["pretrained"].iloc[0],
-                    "song_acc": r["song_acc"].mean(), "song_acc_std": r["song_acc"].std(ddof=1),
-                    "acc": r["acc"].mean(), "acc_std": r["acc"].std(ddof=1), "n_seeds": len(r),
-                    "song_acc_boot_lo": lo, "song_acc_boot_hi": hi, "n_scored": int(r["n_scored"].iloc[0])})
-        print(f"declared {role}: {method} [{r['pretrained'].iloc[0]}] song_acc {r['song_acc'].mean():.4f} ± "
-              f"{r['song_acc'].std(ddof=1):.4f} (PCA and K-Means seeds), artist bootstrap 95 % [{lo:.3f}, {hi:.3f}]")
+                    "song_acc": spread["song_acc"].mean(), "song_acc_std": spread["song_acc"].std(ddof=1),
+                    "acc": spread["acc"].mean(), "acc_std": spread["acc"].std(ddof=1), "n_seeds": len(spread),
+                    "spread_over": over, "song_acc_boot_lo": lo, "song_acc_boot_hi": hi,
+                    "n_scored": int(r["n_scored"].iloc[0])})
+        print(f"declared {role}: {method} [{r['pretrained'].iloc[0]}] song_acc {spread['song_acc'].mean():.4f} ± "
+              f"{spread['song_acc'].std(ddof=1):.4f} ({over}), artist bootstrap 95 % [{lo:.3f}, {hi:.3f}]")
     common.write_csv(common.metrics_dir(results_dir) / DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
     answer = declared.get("language_method") or declared.get("label_free_method")
     if answer in song_answers:

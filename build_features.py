@@ -42,6 +42,7 @@ import json
 import multiprocessing
 import os
 import signal
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
@@ -94,6 +95,11 @@ FEATURE_SETS = ["stats", "bow", "fg_stats", "fg_stats_cmn", "fg_bow", "fg_bigram
 SOURCES = ("mix", "fg", "bg")
 KINDS = ("stats", "stats_cmn", "bow", "bigram")
 SEED = 0  # frame sampling and codebooks
+# the codebook is a seeded step of analyze_language.py's LABEL_FREE_METHOD (fg_vtln_bow_merge):
+# these sets are also built with each extra seed, as data/features/seeds/seed<k>/<name>.npy, so
+# the declared method's spread covers the codebook too (issue 8, section 6)
+SPREAD_SETS = ("fg_bow", "fg_vtln_bow")
+SPREAD_SEEDS = (1, 2)  # codebook seeds besides SEED; () builds none
 WORKERS = os.cpu_count() or 1  # processes for the per-song frames
 STAGE = "build_features"
 
@@ -461,8 +467,9 @@ def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM 
 
 
 def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
-          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL):
-    """Write data/features/<name>.npy (+ .json) for every name; returns {name: path} written."""
+          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None):
+    """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
+    stay in any case); returns {name: path} written."""
     names = list(names or FEATURE_SETS)
     workers = common.check_workers(workers)
     for n in names:
@@ -483,17 +490,18 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         import whisper_features
         model_path, model_identity = whisper_features.resolve_model(whisper_model)
 
-    feat_dir = common.features_dir(data_dir)
+    feat_dir = common.features_dir(data_dir)  # the caches
+    out_dir = Path(out_dir) if out_dir is not None else feat_dir  # the sets
     configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
     todo = []
     for n in names:
         try:
-            done = (json.loads((feat_dir / f"{n}.json").read_text()).get("hash") == digest(configs[n])
-                    and np.load(feat_dir / f"{n}.npy", mmap_mode="r").shape[0] == len(segments))
+            done = (json.loads((out_dir / f"{n}.json").read_text()).get("hash") == digest(configs[n])
+                    and np.load(out_dir / f"{n}.npy", mmap_mode="r").shape[0] == len(segments))
         except Exception:
             done = False
         if done:
-            print(f"{n}: up to date ({feat_dir / (n + '.npy')})")
+            print(f"{n}: up to date ({out_dir / (n + '.npy')})")
         else:
             todo.append(n)
     if not todo:
@@ -532,7 +540,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     # 2) song-level warps, codebooks, then every set song by song
     rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
     starts = segments["start_s"].to_numpy()
-    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, feat_dir,
+    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, out_dir,
                                  data_dir)
     parsed = {n: parse_name(n) for n in todo_sets}
     if not parsed:
@@ -541,13 +549,13 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     for src in sorted({src for src, vtln, _ in parsed.values() if vtln}):
         env = {s: song_envelope(load_song(cache_dir, s)[src]) for s in tqdm(songs, desc=f"VTLN {src}", unit="song")}
         alpha = estimate_warps(env)
-        common.write_csv(feat_dir / f"vtln_{src}.csv",
+        common.write_csv(out_dir / f"vtln_{src}.csv",
                          pd.DataFrame({"song_id": songs, "alpha": [alpha[s] for s in songs]}))
         W = {a: warp_matrix(a) for a in set(alpha.values())}
         warps[src] = {s: W[alpha[s]] for s in songs}
         edge = sum(a in (min(VTLN_ALPHAS), max(VTLN_ALPHAS)) for a in alpha.values())
         print(f"VTLN {src}: warp factors {min(alpha.values()):.2f} .. {max(alpha.values()):.2f} (median 1; "
-              f"{edge} of {len(songs)} songs on an end of VTLN_ALPHAS) -> {feat_dir / f'vtln_{src}.csv'}")
+              f"{edge} of {len(songs)} songs on an end of VTLN_ALPHAS) -> {out_dir / f'vtln_{src}.csv'}")
 
     def frames_for(song, sid, src, vtln, kind):
         if kind in ("stats", "stats_cmn"):
@@ -603,8 +611,22 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
 
     for n, (src, vtln, kind) in parsed.items():
         x = tfidf(out[n]) if kind in ("bow", "bigram") else out[n].astype(np.float32)
-        written[n] = write_set(feat_dir, n, x, configs[n], data_dir)
+        written[n] = write_set(out_dir, n, x, configs[n], data_dir)
     return written
+
+
+def spread_dir(data_dir, seed):
+    """Where the SPREAD_SETS built with another codebook seed go."""
+    return common.features_dir(data_dir) / "seeds" / f"seed{seed}"
+
+
+def build_spread(data_dir, names, seeds=SPREAD_SEEDS, **kw):
+    """The SPREAD_SETS among names, once more per extra codebook seed (the frame cache is reused)."""
+    wanted = [n for n in SPREAD_SETS if n in names]
+    for s in seeds if wanted else ():
+        print(f"codebook seed {s} for the spread of {', '.join(wanted)} -> {spread_dir(data_dir, s)}")
+        spread_dir(data_dir, s).mkdir(parents=True, exist_ok=True)
+        build(data_dir, wanted, seed=s, out_dir=spread_dir(data_dir, s), **kw)
 
 
 def write_set(feat_dir, name, x, config, data_dir, **extra):
@@ -662,9 +684,14 @@ def main():
                    help="units of the bigram sets")
     p.add_argument("--whisper-model", default=WHISPER_MODEL,
                    help="a bundled model (base), a CTranslate2 Whisper folder, or a faster-whisper size name")
+    p.add_argument("--spread-seeds", default=",".join(map(str, SPREAD_SEEDS)),
+                   help=f"extra codebook seeds for {', '.join(SPREAD_SETS)} (comma-separated; empty: none)")
     args = p.parse_args()
-    build(args.data_dir, [n.strip() for n in args.sets.split(",") if n.strip()], args.seed,
-          args.workers, args.codebook_size, args.bigram_codebook_size, args.whisper_model)
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    kw = dict(workers=args.workers, codebook_size=args.codebook_size, bigram_size=args.bigram_codebook_size,
+              whisper_model=args.whisper_model)
+    build(args.data_dir, names, args.seed, **kw)
+    build_spread(args.data_dir, names, [int(x) for x in args.spread_seeds.split(",") if x.strip()], **kw)
 
 
 if __name__ == "__main__":

@@ -381,8 +381,9 @@ def _language_section(rows, results_dir):
             boot = ("" if pd.isna(d["song_acc_boot_lo"]) else
                     f"; 95 % interval over artists resampled: {d['song_acc_boot_lo']:.3f} to {d['song_acc_boot_hi']:.3f}")
             lines.append(f"- {role}: **{metrics.method_title(d['method'])}** (`{d['method']}`, `{d['pretrained']}`): "
-                         f"song_acc **{_fmt(d['song_acc'], d['song_acc_std'])}** over {int(d['n_seeds'])} seeds of "
-                         f"every seeded step of the analysis (PCA and K-Means){boot}; segment Acc "
+                         f"song_acc **{_fmt(d['song_acc'], d['song_acc_std'])}** over {int(d['n_seeds'])} runs "
+                         f"({d.get('spread_over') if isinstance(d.get('spread_over'), str) else 'PCA and K-Means seeds'})"
+                         f"{boot}; segment Acc "
                          f"{_fmt(d['acc'], d['acc_std'])}; scored on {int(d['n_scored'])} labelled segments.")
         lines.append("")
     scored_free = free[free["acc"].notna()]

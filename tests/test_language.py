@@ -14,6 +14,7 @@ import analyze_language  # noqa: E402
 import build_features as bf  # noqa: E402
 import common  # noqa: E402
 import diagnostics  # noqa: E402
+import metrics  # noqa: E402
 from common import PipelineError  # noqa: E402
 from conftest import write_song  # noqa: E402
 
@@ -300,18 +301,25 @@ def test_cluster_names_follow_the_labelled_majority():
     assert analyze_language.name_clusters(t) == {0: "cluster_0", 1: "cluster_1"}
 
 
+def test_majority_songs_hand_case():
+    seg = pd.DataFrame({"song_id": ["b", "a", "a", "b", "a"]})
+    (ids, clusters, conf), = analyze_language.majority_songs({7: np.array([1, 0, 0, 1, 1])}, seg).values()
+    assert list(ids) == ["a", "b"] and list(clusters) == [0, 1]
+    assert np.allclose(conf, [2 / 3, 1.0])
+
+
 def test_declared_constants_name_methods_analyze_language_writes():
     import build_features
     families = set(analyze_language.PRETRAINED_BY_PREFIX.values()) | {"none"}
     for method in (analyze_language.LANGUAGE_METHOD, analyze_language.LABEL_FREE_METHOD):
-        for suffix in ("_kmeans", "_songs", "_merge"):
-            if method.endswith(suffix):
-                base = method[: -len(suffix)]
-                break
-        else:
-            raise AssertionError(f"{method} is not a method analyze_language.py writes")
-        assert base in build_features.FEATURE_SETS  # made by build_features.py's defaults
-        assert analyze_language.pretrained(base) in families
+        sets = analyze_language.method_sets(method)
+        assert sets, f"{method} is not a method analyze_language.py writes"
+        for base in sets:
+            assert base in build_features.FEATURE_SETS  # made by build_features.py's defaults
+            assert analyze_language.pretrained(base) in families
+            # a set with a codebook (a seeded step) is built with the spread's other seeds too
+            if build_features.parse_name(base)[2] in ("bow", "bigram"):
+                assert base in build_features.SPREAD_SETS
     assert analyze_language.pretrained(analyze_language.LABEL_FREE_METHOD) == "none"
     assert analyze_language.pretrained("whisper_lang_songs") == "language-labels"
 
@@ -330,7 +338,8 @@ def write_toy_corpus(tmp_path, seg):
     return data, truth
 
 
-def test_analyze_language_without_labels_clusters_every_song(tmp_path):
+def test_analyze_language_without_labels_clusters_every_song(tmp_path, monkeypatch):
+    monkeypatch.setattr(analyze_language, "LANGUAGE_METHOD", "fg_stats_songs")
     seg = toy_segments(n_songs=8, per_song=2)
     seg["language"] = ""
     data, _ = write_toy_corpus(tmp_path, seg)
@@ -352,6 +361,13 @@ def test_analyze_language_with_some_labels_names_and_scores_on_them(tmp_path, mo
     data, truth = write_toy_corpus(tmp_path, seg)
     results = tmp_path / "results"
     monkeypatch.setattr(analyze_language, "LANGUAGE_METHOD", "fg_stats_songs")
+    monkeypatch.setattr(analyze_language, "LABEL_FREE_METHOD", "fg_stats_kmeans")
+    # another build of the set (build_features.py's SPREAD_SEEDS): the declared spread takes it in
+    other = common.features_dir(data) / "seeds" / "seed1"
+    other.mkdir(parents=True)
+    x = np.load(common.features_dir(data) / "fg_stats.npy")
+    common.save_npy(other / "fg_stats.npy", x + np.random.default_rng(5).normal(0, 0.1, x.shape).astype(np.float32))
+    (other / "fg_stats.json").write_text((common.features_dir(data) / "fg_stats.json").read_text())
     analyze_language.analyze(data, results, seed=1, sets=["fg_stats"])
     m = pd.read_csv(common.metrics_dir(results) / analyze_language.METRICS_FILE)
     assert (m["n_scored"] == keep.sum()).all()
@@ -363,4 +379,7 @@ def test_analyze_language_with_some_labels_names_and_scores_on_them(tmp_path, mo
     named = answer.assign(t=answer["song_id"].map(song_truth)).groupby("cluster")["t"].nunique()
     assert (named == 1).all()
     declared = pd.read_csv(common.metrics_dir(results) / analyze_language.DECLARED_FILE)
-    assert declared["method"].tolist() == ["fg_stats_songs", "fg_stats_songs"]
+    assert declared["method"].tolist() == ["fg_stats_songs", "fg_stats_kmeans"]
+    assert (declared["n_seeds"] == 2 * metrics.N_KMEANS_SEEDS).all()
+    assert declared["spread_over"].str.contains("2 codebook seeds").all()
+    assert declared["song_acc_boot_lo"].notna().all()  # a segment-level method's songs are bootstrapped too
