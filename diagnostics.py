@@ -21,7 +21,6 @@ except to score.
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import normalized_mutual_info_score
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
@@ -166,7 +165,7 @@ def confound_columns(segments, songs=None):
 
 
 def _nmi(a, b):
-    return float(normalized_mutual_info_score(_codes(a), _codes(b), average_method="arithmetic"))
+    return metrics.nmi(_codes(a), _codes(b))
 
 
 def confound_nmi(clusters, columns):
