@@ -45,10 +45,6 @@ NOT_CONFOUNDS = {"song_id", "language", "title", "source", "path", "video_id", "
                  "manifest_duration_s", "manifest_song_id"}
 
 
-def _codes(values):
-    return np.unique(np.asarray(values).astype(str), return_inverse=True)[1]
-
-
 # ----------------------------------------------------------------------------
 # probe: the supervised ceiling, grouped so that a song (or an artist) is never on both sides
 def probe_splits(groups, n_splits=PROBE_FOLDS, seed=None):
@@ -164,10 +160,6 @@ def confound_columns(segments, songs=None):
     return out
 
 
-def _nmi(a, b):
-    return metrics.nmi(_codes(a), _codes(b))
-
-
 def confound_nmi(clusters, columns):
     """{column: NMI(clusters, column)} for every column of confound_columns(), plus
     artist_within_language: the NMI with the artist inside each language, averaged (weighted by
@@ -176,10 +168,10 @@ def confound_nmi(clusters, columns):
     clusters = np.asarray(clusters)
     out = {}
     for name in columns.columns:
-        out[name] = _nmi(columns[name], clusters)
+        out[name] = metrics.nmi(columns[name], clusters)
         if name == "artist" and "language" in columns:
             lang = columns["language"].to_numpy()
-            parts = [(np.sum(lang == v), _nmi(columns["artist"].to_numpy()[lang == v], clusters[lang == v]))
+            parts = [(np.sum(lang == v), metrics.nmi(columns["artist"].to_numpy()[lang == v], clusters[lang == v]))
                      for v in np.unique(lang)]
             out["artist_within_language"] = float(sum(w * x for w, x in parts) / len(lang))
     return out
