@@ -107,7 +107,7 @@ def analyze(data_dir, results_dir, seed=SEED, models=None, n_clusters=None):
 
 def main():
     parser = common.add_dir_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    parser.add_argument("--seed", type=int, default=SEED, help="first K-Means seed; also PCA, t-SNE and sampling")
+    parser.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed; also PCA, t-SNE and sampling")
     parser.add_argument("--models", nargs="*", default=None,
                         help="models whose latents to cluster (default: vae cvae beta_vae autoencoder "
                              "and any other results/latents/*.npy)")

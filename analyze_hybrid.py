@@ -109,7 +109,7 @@ def analyze(data_dir, results_dir, seed=SEED, audio_models=AUDIO_MODELS, n_clust
 
 def main():
     parser = common.add_dir_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    parser.add_argument("--seed", type=int, default=SEED, help="first K-Means seed; also SVD, t-SNE and sampling")
+    parser.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed; also SVD, t-SNE and sampling")
     parser.add_argument("--models", nargs="*", default=AUDIO_MODELS,
                         help="audio models whose latents are fused with the metadata, one row each")
     parser.add_argument("--n-clusters", type=int, default=None, help=metrics.N_CLUSTERS_HELP)

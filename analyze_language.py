@@ -47,7 +47,6 @@ from common import PipelineError
 LANGUAGE_METHOD = "whisper_lang_songs"  # recommended for unlabelled songs, any family: K-Means on songs' mean Whisper log posteriors
 LABEL_FREE_METHOD = "fg_vtln_bow_merge"  # the best of the `none` family (nothing trained elsewhere): singer clusters merged by VTLN codeword profiles
 SEED = 42  # first K-Means seed (the next metrics.N_KMEANS_SEEDS - 1 follow) and PCA seed
-N_LANGUAGES = 2  # clusters to find, unless every segment is labelled (then: the labelled languages)
 N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared methods' interval
 # log posteriors share one unit: standardizing them would give a language nobody sings (noise at
 # ~1e-8) the weight of the two that are sung; below the floor a posterior says only "not this one"
@@ -391,7 +390,10 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
     segments["language"] = segments["language"].where(mask, "").astype(str)
     n, labels = len(segments), segments["language"].to_numpy()
     languages = sorted(set(labels[mask]))
-    k = n_clusters or (len(languages) if mask.all() and len(languages) >= 2 else N_LANGUAGES)
+    k = metrics.n_clusters(segments, n_clusters)  # metrics.N_LANGUAGES unless every segment is labelled
+    if segments["song_id"].nunique() < k:  # the song-level methods cluster songs
+        raise PipelineError(f"{common.segments_path(data_dir)} holds {segments['song_id'].nunique()} songs, fewer "
+                            f"than the {k} clusters asked for: add songs and rebuild, or lower --n-clusters")
     songs_file = common.songs_path(data_dir)
     songs = pd.read_csv(songs_file, dtype={"song_id": str}) if songs_file.exists() else None
     n_songs = segments["song_id"].nunique()
@@ -566,7 +568,7 @@ def other_builds(method, data_dir, segments, seed, k):
     return out
 
 
-def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir=None, k=N_LANGUAGES):
+def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir=None, k=metrics.N_LANGUAGES):
     """results/metrics/declared_methods.csv (role, method, spread over every seeded step: PCA and
     K-Means seeds, and the codebook seeds of build_features.py's SPREAD_SEEDS where the method has a
     codebook; an artist bootstrap) and results/song_languages.csv from LANGUAGE_METHOD. Returns
@@ -608,11 +610,11 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
 
 def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    p.add_argument("--seed", type=int, default=SEED, help="first K-Means seed and PCA seed")
+    p.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed and PCA seed")
     p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {REPORT_SET} and "
                                               f"every data/features/<name>.npy)")
     p.add_argument("--n-clusters", type=int, default=None,
-                   help=f"clusters to find (default: the labelled languages if every song has one, else {N_LANGUAGES})")
+                   help=f"clusters to find (default: the labelled languages if every song has one, else metrics.N_LANGUAGES = {metrics.N_LANGUAGES})")
     args = p.parse_args()
     analyze(args.data_dir, args.results_dir, args.seed, [s for s in args.sets.split(",") if s.strip()] or None,
             args.n_clusters)

@@ -53,7 +53,7 @@ def analyze(data_dir, results_dir, seed=SEED, n_clusters=None):
 
 def main():
     parser = common.add_dir_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    parser.add_argument("--seed", type=int, default=SEED, help="first K-Means seed; also t-SNE and sampling")
+    parser.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed; also t-SNE and sampling")
     parser.add_argument("--n-clusters", type=int, default=None, help=metrics.N_CLUSTERS_HELP)
     args = parser.parse_args()
     analyze(args.data_dir, args.results_dir, args.seed, args.n_clusters)

@@ -787,7 +787,7 @@ def main(argv=None):
                    help="demo: synthesize the offline demo corpus; manifest: read --manifest")
     p.add_argument("--manifest", default=None, help="CSV of songs: query/url/path per row, optional language")
     p.add_argument("--songs", type=int, default=None, help="demo corpus size (default demo_corpus.DEMO_SONGS)")
-    p.add_argument("--seed", type=int, default=None, help="demo corpus seed (default demo_corpus.DEMO_SEED)")
+    p.add_argument("--seed", type=common.seed_value, default=None, help="demo corpus seed (default demo_corpus.DEMO_SEED)")
     p.add_argument("--workers", type=int, default=WORKERS, help="processes extracting features")
     p.add_argument("--sleep", type=float, default=SLEEP_BETWEEN_REQUESTS, help="seconds between downloads (0 also turns off the retry backoff)")
     p.add_argument("--cookies", default=COOKIES_FILE, help="cookies.txt for yt-dlp (Netscape format)")

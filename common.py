@@ -3,6 +3,7 @@
 Stages hand data to each other only through files; this module is the one place that
 knows where those files live and how they are written safely.
 """
+import argparse
 import contextlib
 import csv
 import os
@@ -204,6 +205,20 @@ def check_writable_dir(path, flag=None):
         raise PipelineError(f"{name}: cannot write in {probe} ({e.strerror or e}); "
                             "pass a writable folder or fix its permissions") from e
     return path
+
+
+MAX_SEED = 2**31 - 1  # numpy and scikit-learn take seeds below 2**32; later seeds are this one + 1, + 2, ...
+
+
+def seed_value(text):
+    """argparse type of every --seed: a whole number in [0, MAX_SEED], or one line saying so."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = None
+    if seed is None or not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, got {text!r}")
+    return seed
 
 
 def check_workers(workers, flag="--workers"):

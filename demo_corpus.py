@@ -958,7 +958,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="data/demo", help="folder for the WAVs and manifest.csv")
     p.add_argument("--songs", type=int, default=DEMO_SONGS, help="number of songs, half per language")
-    p.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the whole corpus")
+    p.add_argument("--seed", type=common.seed_value, default=DEMO_SEED, help="seed of the whole corpus")
     p.add_argument("--workers", type=int, default=WORKERS, help="parallel processes")
     p.add_argument("--voices", default=None, metavar="DIR",
                    help="folder of <language>/<speaker>/*.wav|flac recordings to use as the vocals "

@@ -240,7 +240,7 @@ def main(argv=None):
     parser.add_argument("--pretrain-lr", type=float, default=PRETRAIN_LR, help="Adam learning rate, pretraining")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="VaDE epochs after the initialization")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate, VaDE phase")
-    parser.add_argument("--seed", type=int, default=SEED, help="first run's seed (the others: + 1, ...)")
+    parser.add_argument("--seed", type=common.seed_value, default=SEED, help="first run's seed (the others: + 1, ...)")
     parser.add_argument("--runs", type=int, default=VADE_RUNS, help="runs (seeds), all kept and scored")
     parser.add_argument("--n-clusters", type=int, default=None,
                         help=f"mixture components (default: N_LANGUAGES = {N_LANGUAGES}, or the number of "

