@@ -92,6 +92,8 @@ def tsne_embedding(features, seed):
     if x.shape[1] > TSNE_PCA_ABOVE and len(idx) > TSNE_PCA_DIMS:
         x = PCA(n_components=TSNE_PCA_DIMS, svd_solver="randomized", random_state=seed).fit_transform(x)
         notes.append(f"PCA to {TSNE_PCA_DIMS} dims first")
+    if len(np.unique(x, axis=0)) < 2:  # one point: t-SNE's PCA start divides by zero, and its BH tree crashes
+        return np.zeros((len(idx), 2)), idx, "; ".join(notes + ["every segment has the same features: one point"])
     perplexity = max(1.0, min(TSNE_PERPLEXITY, (len(idx) - 1) / 3))
     emb = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
                random_state=seed).fit_transform(x)

@@ -384,3 +384,14 @@ def test_commands_section_quotes_the_build_command_that_ran(hand_results):
     assert "not recorded" not in text
     report.record_command(data, "build_dataset.py", argv=["--source", "demo", "--data-dir", "elsewhere"])
     assert "not recorded" in report.write_report(data, results).read_text()  # another dataset's command
+
+
+def test_tsne_of_identical_rows_is_one_point_not_a_crash():
+    """Every segment with the same features (one artist, no titles): sklearn's Barnes-Hut t-SNE
+    divides by a zero spread and then segfaults; the figure shows one point instead."""
+    import plots
+    emb, idx, note = plots.tsne_embedding(np.ones((6, 20), dtype=np.float32), seed=0)
+    assert emb.shape == (6, 2) and np.isfinite(emb).all() and list(idx) == list(range(6))
+    assert "same features" in note
+    emb, _, note = plots.tsne_embedding(np.random.default_rng(0).standard_normal((6, 20)), seed=0)
+    assert emb.std(axis=0).min() > 0 and "same features" not in note
