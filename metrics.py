@@ -308,7 +308,7 @@ def _latents_checked(data_dir, results_dir, model, path, retrain):
     the label, now that segments lack one: skipped with a line), or a PipelineError naming the
     command that retrains. Latents without a checkpoint (made by hand) are used, with a note."""
     import torch
-    import train_vae
+    import training
     ckpt_path = common.model_path(results_dir, model)
     if not ckpt_path.exists():
         print(f"note: {ckpt_path} not found: {path} is used unchecked against the data")
@@ -320,16 +320,16 @@ def _latents_checked(data_dir, results_dir, model, path, retrain):
         raise PipelineError(f"{ckpt_path} is unreadable ({type(e).__name__}): re-train with `{retrain}`") from e
     segments = pd.read_csv(common.segments_path(data_dir), dtype={"segment_id": str, "song_id": str})
     if config.get("conditional"):
-        problem = train_vae.label_problem(segments, common.segments_path(data_dir))
+        problem = training.label_problem(segments, common.segments_path(data_dir))
         if problem:
             print(f"skipped {model}: it is given the language label of every segment, and {problem}")
             return False
-    problem = train_vae.set_problem(ckpt, common.losses_path(results_dir, model), path)
+    problem = training.set_problem(ckpt, common.losses_path(results_dir, model), path)
     if problem:
         raise PipelineError(f"{path} and {ckpt_path} are not one run's files: {problem}; "
                             f"re-train with `{retrain}`")
     features = common.features_dir(data_dir) / fingerprint.get("input_file", "mfcc.npy")
-    now = train_vae.data_fingerprint(data_dir, segments, with_labels="languages_sha1" in fingerprint,
+    now = training.data_fingerprint(data_dir, segments, with_labels="languages_sha1" in fingerprint,
                                      features_path=features) if features.exists() else {}
     if fingerprint != now:
         what = [name for key, name in (("input_sha1", str(features)),

@@ -314,7 +314,7 @@ def _model_seeds_section(summary):
         std = "-" if pd.isna(r["acc_model_std"]) else f"{r['acc_model_std']:.4f}"
         lines.append(f"| {metrics.method_title(r['method'])} | {int(r['n_model_seeds'])} | "
                      f"{_fmt(r['acc_mean'], r['acc_std'])} | {std} | {col} |")
-    lines += ["", "Model seeds are SEED, SEED + 1, ... (`N_MODEL_SEEDS` in `train_vae.py`, `VADE_RUNS` in "
+    lines += ["", "Model seeds are SEED, SEED + 1, ... (`N_MODEL_SEEDS` in `train_vae.py` and `train_cvae.py`, `VADE_RUNS` in "
               "`train_vade.py`); the first seed's files are `<model>.pth`/`.npy`, the others "
               "`<model>_seed<S>.*`. A VaDE run is *collapsed* when one mixture component takes more than "
               "`COLLAPSE_SHARE` of the segments (a label-free test); every run is kept in the mean, "

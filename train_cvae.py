@@ -5,7 +5,7 @@ pooled_vae / pooled_ae (an encoder that pools over time instead of flattening it
     python train_cvae.py                      # all of them, the report's settings
     python train_cvae.py --model beta_vae --epochs 3 --n-seeds 1
 
-Same data, outputs and training loop as train_vae.py (results/models/<model>.pth,
+Same data, outputs and training loop (training.py) as train_vae.py (results/models/<model>.pth,
 results/losses/<model>.csv, results/latents/<model>.npy for the first seed,
 <model>_seed<S>.* for the other N_MODEL_SEEDS - 1 seeds). The CVAE, and the report's
 Beta-VAE, see the language label they are later scored against: their configs say
@@ -18,9 +18,17 @@ read the language. An interrupted run resumes, as in train_vae.py.
 import argparse
 
 import common
-# LATENT_DIM, BATCH_SIZE, LEARNING_RATE, EPOCHS, SEED: train_vae.py's, so the four models train alike
-from train_vae import TrainingStopped, add_training_args, base_config, check_args, prepare_results, train_seeds
+from training import TrainingStopped, add_training_args, base_config, check_args, prepare_results, train_seeds
 
+# ----------------------------------------------------------------------------
+# optimisation: the report's values, the same as train_vae.py's so the four models train alike
+LATENT_DIM = 64  # size of the latent code
+BATCH_SIZE = 32  # segments per step; a last smaller batch is kept
+LEARNING_RATE = 1e-4  # Adam
+EPOCHS = 10  # fixed, no early stopping, as in the report
+SEED = 42  # seeds weights, shuffling and the reparameterisation noise
+N_MODEL_SEEDS = 3  # runs per model with seeds SEED, SEED + 1, ...
+NUM_THREADS = 0  # torch CPU threads; 0 keeps torch's default (speed only)
 # ----------------------------------------------------------------------------
 # models (report sections 3.2.2 to 3.2.4)
 EMBED_DIM = 16  # learned language embedding, concatenated before the heads and to z
@@ -45,7 +53,8 @@ def model_settings(args):
 
 
 def main(argv=None):
-    parser = add_training_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser = add_training_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), LATENT_DIM, BATCH_SIZE,
+                               LEARNING_RATE, EPOCHS, SEED, N_MODEL_SEEDS, NUM_THREADS)
     parser.add_argument("--model", default="all", choices=MODELS_HERE + ["all"],
                         help="which model to train (all: each in turn)")
     parser.add_argument("--embed-dim", type=int, default=EMBED_DIM, help="language embedding size")

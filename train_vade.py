@@ -39,9 +39,8 @@ from sklearn.mixture import GaussianMixture
 import common
 import metrics
 from models import VADE_LATENT_DIM, build_model, seeded_name, vade_name
-from train_vae import (NUM_THREADS, TrainingStopped, data_fingerprint, encode_all, is_done, labelled_mask,
-                       load_partial, partial_path, prepare_results, save_partial, set_rng_state,
-                       shuffled_epoch, write_finished)
+from training import (TrainingStopped, data_fingerprint, encode_all, is_done, labelled_mask, load_partial,
+                      partial_path, prepare_results, save_partial, set_rng_state, shuffled_epoch, write_finished)
 
 # ----------------------------------------------------------------------------
 # input
@@ -63,6 +62,7 @@ VADE_RUNS = 3  # runs, all kept and scored (mean and std in the tables)
 COLLAPSE_SHARE = 0.9  # a run is collapsed when one component takes more than this share
 METRICS_FILE = "vade_metrics.csv"  # in results/metrics/
 EXTRA_COLUMNS = ["model_seed", "collapsed", "elbo"]  # after METRIC_COLUMNS (and n_scored)
+NUM_THREADS = 0  # torch CPU threads; 0 keeps torch's default (speed only)
 
 
 def metrics_columns():

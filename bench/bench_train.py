@@ -4,9 +4,9 @@
     python bench/bench_train.py --models vae --repeats 5
 
 For each model it times (1) the bare model: forward, loss, backward and Adam step on one
-random batch of the report's shape (32, 40, 430), and (2) the real loop, train_vae.run_epoch,
+random batch of the report's shape (32, 40, 430), and (2) the real loop, training.run_epoch,
 over data/features/mfcc.npy (memory-mapped, shuffled) when it exists, else over a synthetic
-file written to a temporary folder; and once, train_vae.train() end to end (loading,
+file written to a temporary folder; and once, training.train() end to end (loading,
 checkpoint after every epoch, latents) on the synthetic file. Timings take the best of
 --repeats runs because other processes share the cores. Target: VAE >= 300 segments/s,
 real loop within 10% of the bare model.
@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
-import train_vae  # noqa: E402
+import training  # noqa: E402
 from models import MODELS, VADE_LATENT_DIM, build_model  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -84,14 +84,14 @@ def bench_loop(name, device, mfcc, n_segments, repeats):
     labels = torch.randint(0, 2, (len(mfcc),))
     rng = np.random.default_rng(SEED)
     # warm-up on a few batches, then whole timed epochs of the real loop
-    train_vae.run_epoch(model, opt, mfcc, labels, rng.permutation(len(mfcc))[:WARMUP * BATCH_SIZE],
+    training.run_epoch(model, opt, mfcc, labels, rng.permutation(len(mfcc))[:WARMUP * BATCH_SIZE],
                         BATCH_SIZE, device)
     best = 0.0
     for _ in range(repeats):
         perm = rng.permutation(len(mfcc))[:n_segments]
         sync(device)
         t = time.perf_counter()
-        sums, _ = train_vae.run_epoch(model, opt, mfcc, labels, perm, BATCH_SIZE, device)
+        sums, _ = training.run_epoch(model, opt, mfcc, labels, perm, BATCH_SIZE, device)
         sums.tolist()  # the epoch's one sync, as in train()
         best = max(best, len(perm) / (time.perf_counter() - t))
     return best
@@ -160,7 +160,7 @@ def main():
             with open(os.devnull, "w") as quiet:  # train() prints its own epoch lines
                 stdout, sys.stdout = sys.stdout, quiet
                 try:
-                    train_vae.train(name, cfg, synth_dir, Path(tmp) / "results", force=True)
+                    training.train(name, cfg, synth_dir, Path(tmp) / "results", force=True)
                 finally:
                     sys.stdout = stdout
             wall = time.perf_counter() - t

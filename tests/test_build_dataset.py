@@ -697,7 +697,7 @@ def test_every_seed_flag_refuses_what_numpy_cannot_take(tmp_path):
         for line in script.read_text().splitlines():
             if 'add_argument("--seed"' in line:
                 assert "type=common.seed_value" in line, (script.name, line)
-    for argv, flag in [(["train_cvae.py", "--seed", "-1"], "--seed"),  # its flags come from train_vae
+    for argv, flag in [(["train_cvae.py", "--seed", "-1"], "--seed"),  # its flags come from training.py
                        (["build_features.py", "--spread-seeds", "1,x"], "--spread-seeds")]:
         r = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)

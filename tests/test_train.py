@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT))
 import common  # noqa: E402
 import train_cvae  # noqa: E402
 import train_vae  # noqa: E402
+import training  # noqa: E402
 from models import load_checkpoint  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def test_vae_outputs_and_reload(data6, tmp_path, capsys):
     latents = np.load(common.latents_path(res, "vae"))
     assert latents.dtype == np.float32 and latents.shape == (6, 64)  # one row per segment
     mfcc, _ = common.load_features(data6)
-    again = train_vae.encode_all(model, mfcc, torch.zeros(6, dtype=torch.long), torch.device("cpu"))
+    again = training.encode_all(model, mfcc, torch.zeros(6, dtype=torch.long), torch.device("cpu"))
     np.testing.assert_allclose(again, latents, rtol=0, atol=1e-5)
 
     # a re-run with the same settings is done already; --force retrains
@@ -124,7 +125,7 @@ def test_small_datasets_train(tmp_path, n):
 
 
 def test_nan_keeps_last_good_checkpoint(data6, tmp_path, monkeypatch):
-    real_build = train_vae.build_model
+    real_build = training.build_model
 
     def build_poisoned(config):
         """The loss turns NaN from the third step on (epoch 2 of 2 steps per epoch)."""
@@ -138,9 +139,9 @@ def test_nan_keeps_last_good_checkpoint(data6, tmp_path, monkeypatch):
         model.loss = loss
         return model
 
-    monkeypatch.setattr(train_vae, "build_model", build_poisoned)
+    monkeypatch.setattr(training, "build_model", build_poisoned)
     res = tmp_path / "results"
-    with pytest.raises(train_vae.TrainingStopped, match="epoch 2"):
+    with pytest.raises(training.TrainingStopped, match="epoch 2"):
         train_vae.main(args(data6, res, "--batch-size", "4", epochs=3))
     model, ckpt = load_checkpoint(common.model_path(res, "vae"))
     assert ckpt["epoch"] == 1
@@ -254,12 +255,12 @@ def train_one(name, data, res, *extra, epochs=2):
 def test_interrupted_run_resumes_bitwise(name, data6, tmp_path, monkeypatch, capsys):
     train_one(name, data6, tmp_path / "whole")
     res = tmp_path / "interrupted"
-    restore = interrupt_after(monkeypatch, train_vae, 1)
+    restore = interrupt_after(monkeypatch, training, 1)
     with pytest.raises(KeyboardInterrupt):
         train_one(name, data6, res)
     # only the unfinished checkpoint, under a name no analysis reads
     assert not any(p.exists() for p in finished_files(res, name))
-    partial = torch.load(train_vae.partial_path(res, name), weights_only=True)
+    partial = torch.load(training.partial_path(res, name), weights_only=True)
     assert partial["epoch"] == 1 and {"optimizer", "rng"} <= set(partial)
     assert {"python", "numpy", "torch", "shuffle"} <= set(partial["rng"])
     restore()
@@ -267,7 +268,7 @@ def test_interrupted_run_resumes_bitwise(name, data6, tmp_path, monkeypatch, cap
     train_one(name, data6, res)
     assert "resuming after epoch 1 of 2" in capsys.readouterr().out
     assert_same_run(tmp_path / "whole", res, name)
-    assert not train_vae.partial_path(res, name).exists()
+    assert not training.partial_path(res, name).exists()
 
 
 def test_interrupt_keeps_the_finished_set(data6, tmp_path, monkeypatch, capsys):
@@ -277,11 +278,11 @@ def test_interrupt_keeps_the_finished_set(data6, tmp_path, monkeypatch, capsys):
     res = tmp_path / "results"
     train_one("vae", data6, res, epochs=1)
     before = [p.read_bytes() for p in finished_files(res, "vae")]
-    restore = interrupt_after(monkeypatch, train_vae, 1)
+    restore = interrupt_after(monkeypatch, training, 1)
     with pytest.raises(KeyboardInterrupt):
         train_one("vae", data6, res, epochs=3)
     assert [p.read_bytes() for p in finished_files(res, "vae")] == before
-    assert torch.load(train_vae.partial_path(res, "vae"), weights_only=True)["config"]["epochs"] == 3
+    assert torch.load(training.partial_path(res, "vae"), weights_only=True)["config"]["epochs"] == 3
     assert metrics.load_latents(data6, res, "vae", 6).shape == (6, 64)
     # the same command again: continues (bitwise as an uninterrupted run: the test above)
     restore()
@@ -291,7 +292,7 @@ def test_interrupt_keeps_the_finished_set(data6, tmp_path, monkeypatch, capsys):
     assert torch.load(common.model_path(res, "vae"), weights_only=True)["epoch"] == 3
     assert len(pd.read_csv(common.losses_path(res, "vae"))) == 3
     # an unfinished run of other settings: started over, with the reason
-    restore = interrupt_after(monkeypatch, train_vae, 1)
+    restore = interrupt_after(monkeypatch, training, 1)
     with pytest.raises(KeyboardInterrupt):
         train_one("vae", data6, res, "--lr", "1e-3")
     restore()
@@ -322,7 +323,7 @@ def test_unwritable_results_dir_fails_before_training(data6, tmp_path, monkeypat
     res = tmp_path / "results"
     res.mkdir()
     (res / "models").write_text("a file where the models folder goes")  # root ignores chmod
-    monkeypatch.setattr(train_vae, "shuffled_epoch", lambda *a, **k: pytest.fail("trained first"))
+    monkeypatch.setattr(training, "shuffled_epoch", lambda *a, **k: pytest.fail("trained first"))
     with pytest.raises(common.PipelineError, match="models"):
         train_one("vae", data6, res, epochs=1)
     r = run_script("train_cvae.py", *args(data6, res, "--model", "autoencoder"))
