@@ -391,12 +391,12 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
     n, labels = len(segments), segments["language"].to_numpy()
     languages = sorted(set(labels[mask]))
     k = metrics.n_clusters(segments, n_clusters)  # metrics.N_LANGUAGES unless every segment is labelled
-    if segments["song_id"].nunique() < k:  # the song-level methods cluster songs
-        raise PipelineError(f"{common.segments_path(data_dir)} holds {segments['song_id'].nunique()} songs, fewer "
-                            f"than the {k} clusters asked for: add songs and rebuild, or lower --n-clusters")
+    n_songs = segments["song_id"].nunique()
+    if n_songs < k:  # the song-level methods cluster songs
+        raise PipelineError(f"{common.segments_path(data_dir)} holds {n_songs} songs, fewer than the {k} clusters "
+                            f"asked for: add songs and rebuild, or lower --n-clusters")
     songs_file = common.songs_path(data_dir)
     songs = pd.read_csv(songs_file, dtype={"song_id": str}) if songs_file.exists() else None
-    n_songs = segments["song_id"].nunique()
     print(f"{n} segments, {n_songs} songs, {segments['artist'].nunique()} artists; k = {k} clusters; "
           + (f"{mask.sum()} segments labelled ({', '.join(languages)}), majority-class rate "
              f"{metrics.majority_rate(labels[mask]):.4f}" if mask.any() else "no labels: nothing is scored")
