@@ -30,7 +30,8 @@ from common import PipelineError
 WHISPER_SAMPLE_RATE = 16000  # Hz, mono: what Whisper was trained on
 WHISPER_WINDOW_S = 30.0  # seconds in one encoder window (= one of our segments)
 WHISPER_FRAMES_PER_S = 50  # encoder states per second (1,500 per window)
-WHISPER_BATCH = 4  # windows per encoder/detect_language call: bounds memory (~30 MB a window on the CPU); see bench/bench_whisper.py
+WHISPER_BATCH = 8  # windows per encoder/detect_language call on CUDA (memory is bounded by the batch, not the song)
+WHISPER_CPU_BATCH = 1  # ... and on the CPU, where batching is slower (bench/bench_whisper.py: 2 threads, 0.40 vs 0.23 windows/s)
 WHISPER_COMPUTE_TYPE = "int8"  # CTranslate2 weights at run time: int8 is ~2x faster on a CPU, same posteriors to 1e-2
 WHISPER_HOME = Path(os.environ.get("WHISPER_HOME", Path.home() / ".cache" / "songlang-whisper"))  # assembled models
 LOG_FLOOR = 1e-10  # posteriors are floored here before the log
@@ -122,6 +123,10 @@ def pick_device():
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
+def default_batch(device):
+    return WHISPER_BATCH if device == "cuda" else WHISPER_CPU_BATCH
+
+
 class WhisperEncoder:
     """One loaded Whisper model: pooled encoder states and language posteriors of segments."""
 
@@ -163,12 +168,14 @@ class WhisperEncoder:
         """(states (T, d) of the frames that hold audio, {language: probability}) of <= 30 s at 16 kHz."""
         return self.encode_batch([y])[0]
 
-    def encode_segments(self, segments, batch=WHISPER_BATCH):
+    def encode_segments(self, segments, batch=None):
         """{"mean", "std": (n, d) float32 over each segment's frames, "logp": (n, L) log posteriors}.
 
-        Windows go through the model `batch` at a time: memory is bounded by the batch, not the song."""
+        Windows go through the model `batch` at a time (None: WHISPER_BATCH on CUDA, WHISPER_CPU_BATCH
+        on the CPU): memory is bounded by the batch, not the song."""
         mean, std, logp = [], [], []
         segments = list(segments)
+        batch = batch or default_batch(getattr(self, "device", "cpu"))
         for i in range(0, len(segments), max(1, int(batch))):
             for states, probs in self.encode_batch(segments[i:i + max(1, int(batch))]):
                 if self.languages is None:
@@ -236,6 +243,19 @@ def speech_probabilities(pieces):
     return out
 
 
+def choice_config(n_windows=WHISPER_WINDOWS_PER_SONG):
+    """What the window choice depends on, for cache keys (build_features.whisper_config): the
+    count, and when it chooses at all, the VAD file's hash and settings."""
+    if n_windows <= 0:
+        return {"windows_per_song": 0}
+    pkg = _package_dir("silero_vad")
+    path = pkg / "data" / VAD_MODEL if pkg else None
+    sha = sha256_file(path)[:16] if path is not None and path.is_file() else "missing"
+    return {"windows_per_song": int(n_windows), "vad": f"{VAD_MODEL}:{sha}", "vad_piece_frames": VAD_PIECE_FRAMES,
+            "vad_pieces_per_window": VAD_PIECES_PER_WINDOW, "vad_threshold": VAD_THRESHOLD,
+            "pool_floor": POOL_FLOOR}
+
+
 def window_scores(y16k, starts):
     """How likely each 30 s window (start in seconds) holds singing: the fraction of its scored
     32 ms frames whose Silero speech probability is above VAD_THRESHOLD (frames of
@@ -267,8 +287,7 @@ def pool_song(out):
     return {"mean": out["mean"].mean(axis=0), "std": out["std"].mean(axis=0), "logp": logp.mean(axis=0)}
 
 
-def encode_song(encoder, segments, starts=None, y16k=None, n_windows=WHISPER_WINDOWS_PER_SONG,
-                batch=WHISPER_BATCH):
+def encode_song(encoder, segments, starts=None, y16k=None, n_windows=WHISPER_WINDOWS_PER_SONG, batch=None):
     """encode_segments on at most n_windows of one song's segments, the highest window_scores
     (scored on y16k at `starts`); every other segment inherits the song's pooled answer (pool_song),
     so a song's mean over its rows is the pool of the windows run. Returns encode_segments' dict plus

@@ -62,7 +62,7 @@ def cut_windows(songs, n_windows):
     return [out[i % len(out)] for i in range(n_windows)]  # repeat if the audio is short
 
 
-def bare_windows_per_second(wavs, batch=wf.WHISPER_BATCH, n_windows=WINDOWS, threads=THREADS, encoder=None):
+def bare_windows_per_second(wavs, batch=None, n_windows=WINDOWS, threads=THREADS, encoder=None):
     """Windows per second of encode_segments over the first n_windows windows of `wavs` (paths, or
     arrays already at 16 kHz; None: synthesized songs), warm model, in this process, one timing."""
     if wavs is None:
@@ -73,6 +73,7 @@ def bare_windows_per_second(wavs, batch=wf.WHISPER_BATCH, n_windows=WINDOWS, thr
         songs = load_songs16k(wavs)
     windows = cut_windows(songs, n_windows)
     enc = encoder or wf.WhisperEncoder(MODEL, threads=threads)
+    batch = batch or wf.default_batch(enc.device)  # None: what build_features would use on this device
     enc.encode_segments(windows[:batch], batch=batch)  # warm-up: first-call allocations
     t0 = time.perf_counter()
     enc.encode_segments(windows, batch=batch)
