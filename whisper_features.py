@@ -30,8 +30,8 @@ from common import PipelineError
 WHISPER_SAMPLE_RATE = 16000  # Hz, mono: what Whisper was trained on
 WHISPER_WINDOW_S = 30.0  # seconds in one encoder window (= one of our segments)
 WHISPER_FRAMES_PER_S = 50  # encoder states per second (1,500 per window)
-WHISPER_BATCH = 8  # windows per encoder/detect_language call on CUDA (memory is bounded by the batch, not the song)
-WHISPER_CPU_BATCH = 1  # ... and on the CPU, where batching is slower (bench/bench_whisper.py, 2 threads: batch 1 0.40, batches 2-8 0.30-0.33 windows/s)
+WHISPER_BATCH = 8  # windows per encoder + detect_language call on CUDA (memory bounded by the batch, not the song)
+WHISPER_CPU_BATCH = 1  # ... on the CPU, where batches are slower (bench_whisper.py: 0.40 vs 0.30-0.33 windows/s)
 WHISPER_COMPUTE_TYPE = "int8"  # CTranslate2 weights at run time: int8 is ~2x faster on a CPU, same posteriors to 1e-2
 WHISPER_HOME = Path(os.environ.get("WHISPER_HOME", Path.home() / ".cache" / "songlang-whisper"))  # assembled models
 LOG_FLOOR = 1e-10  # posteriors are floored here before the log
