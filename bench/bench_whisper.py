@@ -7,8 +7,9 @@
 
 "Bare" = the model alone: audio already cut into 30 s windows at 16 kHz, the model loaded once,
 one warm-up call not timed, the best of ROUNDS interleaved timings; build_features.py's whisper
-stage adds reading, resampling and the cache. The last line is `bare whisper: X windows/s (batch B, device D)` for the fastest batch;
-bench scripts of later stages import bare_windows_per_second to get the same figure on their audio.
+stage adds reading, resampling and the cache. The last line is
+`bare whisper: X windows/s (batch B, device D)` for the fastest batch; bench scripts of later stages
+import bare_windows_per_second(wavs, batch, n_windows) to get the same figure on their audio.
 """
 import argparse
 import sys
