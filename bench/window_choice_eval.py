@@ -7,6 +7,7 @@ A corpus folder holds data/ (or is it): audio/<song_id>.wav, features/segments.c
 language) and features/whisper_lang.npy (+ .json with "languages"), Whisper's log posteriors for
 EVERY segment. For N in WINDOW_COUNTS (and all) each song keeps N windows, chosen by
   vad     whisper_features.window_scores + choose_windows (what build_features would run),
+  vad_mean  the same with the mean speech probability as the score (the alternative not taken),
   first   the first N windows,
   random  N windows drawn at random (RANDOM_SEEDS seeds, averaged),
 its log posteriors floored at analyze_language.POSTERIOR_FLOOR are averaged over those windows only
@@ -37,6 +38,7 @@ WINDOW_COUNTS = (1, 2, 3, 4)  # windows per song tried, besides all of them
 RANDOM_SEEDS = (0, 1, 2, 3, 4)  # the random choice is averaged over these
 KMEANS_SEED = 0  # seeds the PCA and K-Means
 KMEANS_N_INIT = 10  # K-Means restarts
+CHOICES = ("vad", "vad_mean", "first", "random")  # how a song's windows are chosen (see above)
 OUT_DIR = "results/window_choice"  # where the CSV and the figure go
 
 
@@ -74,14 +76,20 @@ def load_corpus(folder):
 
 
 def vad_scores(seg, data):
-    """{song_id: window_scores of its segments, in segments.csv order}, and the seconds it took."""
+    """{"vad": {song_id: window_scores of its segments, in segments.csv order}, "vad_mean": the same
+    with the mean speech probability as the score}, and the seconds the VAD took."""
     import time
     import soundfile as sf
-    out, t0 = {}, time.perf_counter()
+    out, seconds = {"vad": {}, "vad_mean": {}}, 0.0
     for song, g in seg.groupby("song_id", sort=False):
         y, sr = sf.read(str(common.audio_path(data, song)), dtype="float32", always_2d=True)
-        out[song] = wf.window_scores(wf.to_whisper_rate(y.mean(axis=1), sr), g["start_s"].to_numpy())
-    return out, time.perf_counter() - t0
+        y = wf.to_whisper_rate(y.mean(axis=1), sr)
+        t0 = time.perf_counter()
+        prob, valid = wf.window_speech(y, g["start_s"].to_numpy())
+        seconds += time.perf_counter() - t0
+        out["vad"][song] = ((prob > wf.VAD_THRESHOLD) & valid).mean(axis=1)  # = window_scores
+        out["vad_mean"][song] = (prob * valid).mean(axis=1)
+    return out, seconds
 
 
 def choose(choice, scores, n, rng):
@@ -89,7 +97,7 @@ def choose(choice, scores, n, rng):
     m = len(scores)
     if n <= 0 or n >= m:
         return np.arange(m)
-    if choice == "vad":
+    if choice.startswith("vad"):
         return wf.choose_windows(scores, n)
     if choice == "first":
         return np.arange(n)
@@ -123,18 +131,19 @@ def evaluate(folder, name=None):
           f"VAD {vad_s / n_windows * 1000:.1f} ms a window")
     out = []
     for n in (*WINDOW_COUNTS, 0):
-        for choice in ("vad", "first", "random"):
+        for choice in CHOICES:
             seeds = RANDOM_SEEDS if choice == "random" and n else (0,)
             res = []
             for seed in seeds:
                 pooled, run = [], 0
                 for i, s in enumerate(songs):
-                    idx = choose(choice, scores[s], n, np.random.default_rng([seed, i]))
+                    idx = choose(choice, scores["vad_mean" if choice == "vad_mean" else "vad"][s], n,
+                                 np.random.default_rng([seed, i]))
                     pooled.append(floored[rows_of[s][idx]].mean(axis=0))
                     run += len(idx)
                 res.append((*score_choice(np.array(pooled), labels, codes, corpus_codes), run / n_windows))
             km, am, ai, frac = np.mean(res, axis=0)
-            out.append({"corpus": name, "choice": choice, "windows_per_song": n if n else "all", "songs": len(songs),
+            out.append({"corpus": name, "choice": choice if n else "(all)", "windows_per_song": n if n else "all", "songs": len(songs),
                         "windows": n_windows, "whisper_fraction": round(frac, 4), "kmeans_acc": round(km, 4),
                         "argmax_acc": round(am, 4), "argmax_in_corpus_acc": round(ai, 4), "repeats": len(seeds)})
             if not n:
@@ -148,12 +157,12 @@ def plot(df, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     x_of = {str(n): i for i, n in enumerate((*WINDOW_COUNTS, "all"))}
-    styles = {"vad": "-o", "first": "--s", "random": ":^"}
+    styles = {"vad": "-o", "vad_mean": "-.d", "first": "--s", "random": ":^"}
     for ax, col, title in zip(axes, ("kmeans_acc", "argmax_acc"),
                               ("K-Means on songs (matched accuracy)", "argmax of the pooled posterior")):
         for ci, (corpus, g) in enumerate(df.groupby("corpus", sort=False)):
             full = g[g["windows_per_song"].astype(str) == "all"][col].iloc[0]
-            for choice in ("vad", "first", "random"):
+            for choice in CHOICES:
                 h = g[(g["choice"] == choice) | (g["windows_per_song"].astype(str) == "all")]
                 xs = [x_of[str(n)] for n in h["windows_per_song"]]
                 ax.plot(xs, h[col], styles[choice], color=f"C{ci}", label=f"{corpus}, {choice}", alpha=0.85)
