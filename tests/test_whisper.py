@@ -263,3 +263,10 @@ def test_encode_song_runs_the_chosen_windows_and_the_rest_inherit_the_pool(monke
     np.testing.assert_allclose(np.maximum(out["logp"], np.log(wf.POOL_FLOOR)).mean(axis=0), pooled, rtol=1e-5)
     everything = wf.encode_song(_FakeEncoder(), segs, n_windows=0)  # 0: every window, no scoring
     assert everything["ran"].all() and everything["mean"][:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_the_window_choice_is_part_of_the_cache_key():
+    assert wf.choice_config(0) == {"windows_per_song": 0}  # every window: no VAD involved
+    cfg = wf.choice_config(3)
+    assert cfg["windows_per_song"] == 3 and cfg["vad"].startswith(wf.VAD_MODEL + ":")
+    assert cfg != wf.choice_config(4)
