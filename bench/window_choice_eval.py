@@ -40,6 +40,9 @@ KMEANS_SEED = 0  # seeds the PCA and K-Means
 KMEANS_N_INIT = 10  # K-Means restarts
 CHOICES = ("vad", "vad_mean", "first", "random")  # how a song's windows are chosen (see above)
 OUT_DIR = "results/window_choice"  # where the CSV and the figure go
+# labels analyze_language.WHISPER_CODES lacks, for when pycountry is not installed
+MORE_CODES = {"kannada": "kn", "telugu": "te", "marathi": "mr", "gujarati": "gu", "malayalam": "ml",
+              "punjabi": "pa", "vietnamese": "vi", "swahili": "sw", "polish": "pl", "dutch": "nl"}  # where the CSV and the figure go
 
 
 def corpus_data_dir(folder):
@@ -50,8 +53,8 @@ def corpus_data_dir(folder):
 def whisper_code(language, codes):
     """A label's Whisper code: analyze_language's table, then ISO 639 (pycountry), else the label."""
     lang = str(language).lower()
-    if lang in al.WHISPER_CODES:
-        return al.WHISPER_CODES[lang]
+    if lang in al.WHISPER_CODES or lang in MORE_CODES:
+        return al.WHISPER_CODES.get(lang) or MORE_CODES[lang]
     if lang in codes:
         return lang
     try:
