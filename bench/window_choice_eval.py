@@ -13,7 +13,7 @@ EVERY segment. For N in WINDOW_COUNTS (and all) each song keeps N windows, chose
 its log posteriors floored at analyze_language.POSTERIOR_FLOOR are averaged over those windows only
 (analyze_language's song rows), and two answers are scored per song against its language:
   kmeans  K-Means on the songs (k = the corpus's languages; centred, PCA as analyze_language.song_rows
-          does), one-to-one matched accuracy (metrics.acc);
+          does), one-to-one matched accuracy (metrics.acc), averaged over KMEANS_SEEDS;
   argmax  the pooled posterior's top language is the language's Whisper code (all 99 / only the
           corpus's languages: argmax_in_corpus).
 Writes <out>/window_choice.csv and <out>/window_choice.png (accuracy against windows per song, one line
@@ -36,7 +36,7 @@ import whisper_features as wf  # noqa: E402
 # ----------------------------------------------------------------------------
 WINDOW_COUNTS = (1, 2, 3, 4)  # windows per song tried, besides all of them
 RANDOM_SEEDS = (0, 1, 2, 3, 4)  # the random choice is averaged over these
-KMEANS_SEED = 0  # seeds the PCA and K-Means
+KMEANS_SEEDS = (0, 1, 2, 3, 4)  # the PCA and K-Means are redrawn with each; their accuracies averaged
 KMEANS_N_INIT = 10  # K-Means restarts
 CHOICES = ("vad", "vad_mean", "first", "random")  # how a song's windows are chosen (see above)
 OUT_DIR = "results/window_choice"  # where the CSV and the figure go
@@ -111,13 +111,16 @@ def score_choice(pooled, labels, codes, corpus_codes):
     """(kmeans matched accuracy, argmax accuracy over all languages, over the corpus's languages)."""
     from sklearn.cluster import KMeans
     k = len(set(labels))
-    z = al.cluster_view(pooled, KMEANS_SEED, standardize=False)  # centred, PCA: analyze_language's view
-    km = KMeans(n_clusters=min(k, len(pooled)), n_init=KMEANS_N_INIT, random_state=KMEANS_SEED).fit(z)
+    km_acc = []
+    for seed in KMEANS_SEEDS:
+        z = al.cluster_view(pooled, seed, standardize=False)  # centred, PCA: analyze_language's view
+        km = KMeans(n_clusters=min(k, len(pooled)), n_init=KMEANS_N_INIT, random_state=seed).fit(z)
+        km_acc.append(metrics.acc(labels, km.labels_))
     truth = np.array([whisper_code(lab, codes) for lab in labels])
     top = np.array(codes)[pooled.argmax(axis=1)]
     cols = [codes.index(c) for c in corpus_codes if c in codes]
     top_in = np.array(codes)[np.array(cols)[pooled[:, cols].argmax(axis=1)]] if cols else top
-    return metrics.acc(labels, km.labels_), float(np.mean(top == truth)), float(np.mean(top_in == truth))
+    return float(np.mean(km_acc)), float(np.mean(top == truth)), float(np.mean(top_in == truth))
 
 
 def evaluate(folder, name=None):
