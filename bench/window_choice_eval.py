@@ -16,6 +16,9 @@ its log posteriors floored at analyze_language.POSTERIOR_FLOOR are averaged over
           does), one-to-one matched accuracy (metrics.acc), averaged over KMEANS_SEEDS;
   argmax  the pooled posterior's top language is the language's Whisper code (all 99 / only the
           corpus's languages: argmax_in_corpus).
+Songs of real libraries hold 6-10 windows, the validation corpora's 2-4: so each corpus is scored
+twice, as it is and as pseudo-songs (an artist's songs chained into groups of >= MIN_WINDOWS windows:
+one singer, one language), where choosing few windows matters.
 Writes <out>/window_choice.csv and <out>/window_choice.png (accuracy against windows per song, one line
 per corpus and choice). Reads labels: an evaluation, not part of the pipeline.
 """
@@ -34,12 +37,14 @@ import metrics  # noqa: E402
 import whisper_features as wf  # noqa: E402
 
 # ----------------------------------------------------------------------------
-WINDOW_COUNTS = (1, 2, 3, 4)  # windows per song tried, besides all of them
+WINDOW_COUNTS = (1, 2, 3, 4, 6)  # windows per song tried, besides all of them
 RANDOM_SEEDS = (0, 1, 2, 3, 4)  # the random choice is averaged over these
 KMEANS_SEEDS = (0, 1, 2, 3, 4)  # the PCA and K-Means are redrawn with each; their accuracies averaged
 KMEANS_N_INIT = 10  # K-Means restarts
 CHOICES = ("vad", "vad_mean", "first", "random")  # how a song's windows are chosen (see above)
-OUT_DIR = "results/window_choice"  # where the CSV and the figure go
+OUT_DIR = "results/window_choice"  # where the CSV, the figure and the VAD scores (cached) go
+GROUP_BY = "artist"  # pseudo-songs: an artist's songs chained, as long as a real library's songs
+MIN_WINDOWS = 6  # windows a pseudo-song holds at least (real songs: 6-10; the validation corpora's: 2-4)
 # labels analyze_language.WHISPER_CODES lacks, for when pycountry is not installed
 MORE_CODES = {"kannada": "kn", "telugu": "te", "marathi": "mr", "gujarati": "gu", "malayalam": "ml",
               "punjabi": "pa", "vietnamese": "vi", "swahili": "sw", "polish": "pl", "dutch": "nl"}  # where the CSV and the figure go
@@ -123,18 +128,63 @@ def score_choice(pooled, labels, codes, corpus_codes):
     return float(np.mean(km_acc)), float(np.mean(top == truth)), float(np.mean(top_in == truth))
 
 
-def evaluate(folder, name=None):
+def pseudo_songs(seg, rows_of, column, min_windows):
+    """Longer 'songs' for libraries whose songs have more windows than the validation corpora's:
+    each value of `column` (e.g. artist: one singer, one language) chains its songs, in order, into
+    groups of at least min_windows windows (a short remainder joins the last group)."""
+    groups = {}
+    for value, g in seg.groupby(column, sort=True):
+        chunk, chunks = [], []
+        for s in g["song_id"].unique():
+            chunk.append(s)
+            if sum(len(rows_of[x]) for x in chunk) >= min_windows:
+                chunks.append(chunk)
+                chunk = []
+        if chunk:
+            if chunks:
+                chunks[-1] += chunk
+            else:
+                chunks.append(chunk)
+        for j, c in enumerate(chunks):
+            groups[f"{value}#{j}"] = c
+    return groups
+
+
+def cached_vad_scores(seg, data, cache):
+    """vad_scores, kept in `cache` (.npz) between runs of this script for the same segments."""
+    key = json.dumps([wf.choice_config(1), seg["song_id"].tolist(), seg["start_s"].tolist()])
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return {c: {s: z[f"{c}|{s}"] for s in seg["song_id"].unique()} for c in ("vad", "vad_mean")}, None
+    scores, seconds = vad_scores(seg, data)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with common.atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, key=np.array(key), **{f"{c}|{s}": v for c, d in scores.items() for s, v in d.items()})
+    return scores, seconds
+
+
+def evaluate(folder, name, out_dir, group_by=None, min_windows=6):
     seg, logp, codes, data = load_corpus(folder)
-    name = name or Path(folder).name
     floored = np.maximum(logp, np.log(al.POSTERIOR_FLOOR))
     rows_of = {s: np.flatnonzero(seg["song_id"].to_numpy() == s) for s in seg["song_id"].unique()}
+    scores, vad_s = cached_vad_scores(seg, data, Path(out_dir) / f"vad_{name}.npz")
+    n_windows = len(seg)
+    if vad_s is not None:
+        print(f"{name}: VAD {vad_s / n_windows * 1000:.1f} ms a window ({n_windows} windows)")
+    if group_by:  # pseudo-songs: their rows and scores are their songs', in order
+        groups = pseudo_songs(seg, rows_of, group_by, min_windows)
+        scores = {c: {gid: np.concatenate([d[s] for s in members]) for gid, members in groups.items()}
+                  for c, d in scores.items()}
+        rows_of = {gid: np.concatenate([rows_of[s] for s in members]) for gid, members in groups.items()}
+        name = f"{name} by {group_by} (>= {min_windows} windows)"
     songs = list(rows_of)
     labels = [seg["language"].iloc[rows_of[s]].astype(str).mode().iloc[0] for s in songs]
     corpus_codes = sorted({whisper_code(lab, codes) for lab in labels})
-    scores, vad_s = vad_scores(seg, data)
-    n_windows = sum(len(r) for r in rows_of.values())
-    print(f"{name}: {len(songs)} songs, {n_windows} windows, languages {corpus_codes}; "
-          f"VAD {vad_s / n_windows * 1000:.1f} ms a window")
+    sizes = np.array([len(rows_of[s]) for s in songs])
+    print(f"{name}: {len(songs)} songs of {sizes.min()}-{sizes.max()} windows (median {np.median(sizes):g}), "
+          f"languages {corpus_codes}")
     out = []
     for n in (*WINDOW_COUNTS, 0):
         for choice in CHOICES:
@@ -149,9 +199,10 @@ def evaluate(folder, name=None):
                     run += len(idx)
                 res.append((*score_choice(np.array(pooled), labels, codes, corpus_codes), run / n_windows))
             km, am, ai, frac = np.mean(res, axis=0)
-            out.append({"corpus": name, "choice": choice if n else "(all)", "windows_per_song": n if n else "all", "songs": len(songs),
-                        "windows": n_windows, "whisper_fraction": round(frac, 4), "kmeans_acc": round(km, 4),
-                        "argmax_acc": round(am, 4), "argmax_in_corpus_acc": round(ai, 4), "repeats": len(seeds)})
+            out.append({"corpus": name, "choice": choice if n else "(all)", "windows_per_song": n if n else "all",
+                        "songs": len(songs), "windows": n_windows, "whisper_fraction": round(frac, 4),
+                        "kmeans_acc": round(km, 4), "argmax_acc": round(am, 4),
+                        "argmax_in_corpus_acc": round(ai, 4), "repeats": len(seeds)})
             if not n:
                 break  # every window: the choice does not matter
     return out
@@ -191,13 +242,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("corpora", nargs="+", help="corpus folders (each with data/ or audio/ + features/)")
     p.add_argument("--out", default=OUT_DIR, help="folder for window_choice.csv and window_choice.png")
+    p.add_argument("--group-by", default=GROUP_BY,
+                   help="also score pseudo-songs: songs sharing this segments.csv column chained ('' = off)")
+    p.add_argument("--min-windows", type=int, default=MIN_WINDOWS, help="windows a pseudo-song holds at least")
     args = p.parse_args()
-    rows = []
-    for folder in args.corpora:
-        rows += evaluate(folder, Path(folder.rstrip("/")).name)
-    df = pd.DataFrame(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for folder in args.corpora:
+        name = Path(folder.rstrip("/")).name
+        rows += evaluate(folder, name, out)
+        if args.group_by:
+            rows += evaluate(folder, name, out, args.group_by, args.min_windows)
+    df = pd.DataFrame(rows)
     common.write_csv(out / "window_choice.csv", df)
     plot(df, out / "window_choice.png")
     with pd.option_context("display.width", 200, "display.max_rows", 500):
