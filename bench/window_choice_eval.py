@@ -47,7 +47,7 @@ GROUP_BY = "artist"  # pseudo-songs: an artist's songs chained, as long as a rea
 MIN_WINDOWS = 6  # windows a pseudo-song holds at least (real songs: 6-10; the validation corpora's: 2-4)
 # labels analyze_language.WHISPER_CODES lacks, for when pycountry is not installed
 MORE_CODES = {"kannada": "kn", "telugu": "te", "marathi": "mr", "gujarati": "gu", "malayalam": "ml",
-              "punjabi": "pa", "vietnamese": "vi", "swahili": "sw", "polish": "pl", "dutch": "nl"}  # where the CSV and the figure go
+              "punjabi": "pa", "vietnamese": "vi", "swahili": "sw", "polish": "pl", "dutch": "nl"}
 
 
 def corpus_data_dir(folder):
