@@ -162,3 +162,111 @@ def test_a_model_that_does_not_load_is_one_line(tmp_path):
         (tmp_path / f).write_text(text)
     with pytest.raises(PipelineError, match="does not load .* check --whisper-model"):
         bf.load_whisper(str(tmp_path), 1)
+
+
+# ----------------------------------------------------------------------------
+# issue 17: batched inference and the choice of windows
+
+
+def test_batched_and_one_at_a_time_give_the_same_answers(encoder):
+    ys = [wf.to_whisper_rate(synth_song(s, seed=i)[:, 0], common.SAMPLE_RATE) for i, s in enumerate((3.0, 5.0))]
+    one = encoder.encode_segments(ys, batch=1)
+    two = encoder.encode_segments(ys, batch=2)
+    for k in ("mean", "std", "logp"):
+        assert two[k].shape == one[k].shape
+    np.testing.assert_allclose(np.exp(two["logp"]), np.exp(one["logp"]), atol=1e-3)
+    np.testing.assert_allclose(two["mean"], one["mean"], atol=1e-3)
+    np.testing.assert_allclose(two["std"], one["std"], atol=1e-3)
+    assert not np.allclose(one["mean"][0], one["mean"][1])  # the rows are the windows' own, not shuffled
+
+
+def test_segments_go_through_in_batches_of_at_most_the_batch_size():
+    class Recorder:
+        languages = None
+
+        def __init__(self):
+            self.sizes = []
+
+        def encode_batch(self, ys):
+            self.sizes.append(len(ys))
+            return [(np.full((2, 3), float(y[0]), np.float32), {"en": 0.75, "bn": 0.25}) for y in ys]
+
+    rec = Recorder()
+    out = wf.WhisperEncoder.encode_segments(rec, [np.full(5, i, np.float32) for i in range(5)], batch=2)
+    assert rec.sizes == [2, 2, 1] and rec.languages == ["bn", "en"]
+    assert out["mean"][:, 0].tolist() == [0, 1, 2, 3, 4] and out["logp"].shape == (5, 2)
+
+
+def _espeak_voice(seconds):
+    import demo_corpus
+    tts = demo_corpus.engine()
+    tts.set_voice("en-us")
+    text = "the quick brown fox jumps over the lazy dog and sings a song about the river and the sea"
+    y = tts.say(text, rate=150)
+    y = np.tile(np.concatenate([y, np.zeros(2000, np.float32)]), 8)[: int(seconds * common.SAMPLE_RATE)]
+    return wf.to_whisper_rate(0.5 * y / np.abs(y).max(), common.SAMPLE_RATE)
+
+
+def test_the_voice_window_scores_highest_and_silence_lowest():
+    sr, win = wf.WHISPER_SAMPLE_RATE, int(wf.WHISPER_WINDOW_S * wf.WHISPER_SAMPLE_RATE)
+    t = np.arange(win) / sr
+    rng = np.random.default_rng(0)
+    silence = np.zeros(win, np.float32)
+    noise = (0.1 * rng.standard_normal(win)).astype(np.float32)
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    voice = _espeak_voice(wf.WHISPER_WINDOW_S)
+    voice = np.pad(voice, (0, win - len(voice)))
+    song = np.concatenate([silence, noise, voice, tone, voice[: sr * 5]])  # a short last window too
+    starts = wf.WHISPER_WINDOW_S * np.arange(5)
+    scores = wf.window_scores(song, starts)
+    assert scores.shape == (5,) and np.all((scores >= 0) & (scores <= 1))
+    assert scores[2] == scores[:4].max() and scores[2] > 0.5
+    assert scores[4] > 0.5  # 5 s of voice: a short window is scored over the audio it has
+    assert scores[0] == scores.min() == 0.0
+    assert scores[2] > max(scores[1], scores[3]) + 0.3
+    assert wf.window_scores(song, []).shape == (0,)
+    assert wf.window_scores(song, [500.0])[0] == 0.0  # a window past the end has no audio
+
+
+def test_choose_windows_takes_the_best_and_breaks_ties_by_position():
+    s = np.array([0.2, 0.9, 0.2, 0.5, 0.9, 0.0])
+    assert wf.choose_windows(s, 2).tolist() == [1, 4]
+    assert wf.choose_windows(s, 3).tolist() == [1, 3, 4]
+    assert wf.choose_windows(s, 4).tolist() == [0, 1, 3, 4]  # 0.2 twice: the earlier one
+    assert wf.choose_windows(s, 0).tolist() == list(range(6)) == wf.choose_windows(s, 9).tolist()
+    assert wf.choose_windows(np.zeros(4), 2).tolist() == [0, 1]
+
+
+class _FakeEncoder:
+    """encode_segments of a window = its first sample, repeated: which window ran is visible."""
+    def __init__(self):
+        self.seen = []
+
+    def encode_segments(self, segments, batch=None):
+        self.seen.append(len(segments))
+        v = np.array([[float(y[0])] for y in segments], np.float32)
+        logp = np.log(np.stack([np.full(2, 0.5) if y[0] < 2 else np.array([0.9, 0.1]) for y in segments]))
+        return {"mean": v, "std": 2 * v, "logp": logp.astype(np.float32)}
+
+
+def test_encode_song_runs_the_chosen_windows_and_the_rest_inherit_the_pool(monkeypatch):
+    segs = [np.full(10, i, np.float32) for i in range(5)]
+    monkeypatch.setattr(wf, "window_scores", lambda y, starts: np.array([0.1, 0.8, 0.0, 0.8, 0.3], np.float32))
+    enc = _FakeEncoder()
+    out = wf.encode_song(enc, segs, starts=[0, 30, 60, 90, 120], y16k=np.zeros(10), n_windows=2)
+    assert enc.seen == [2] and out["ran"].tolist() == [False, True, False, True, False]
+    assert out["mean"][:, 0].tolist() == [2.0, 1.0, 2.0, 3.0, 2.0]  # windows 1 and 3 ran; the rest: their mean
+    assert out["std"][0, 0] == 4.0
+    pooled = np.maximum(out["logp"][[1, 3]], np.log(wf.POOL_FLOOR)).mean(axis=0)
+    np.testing.assert_allclose(out["logp"][0], pooled, rtol=1e-6)
+    # the song's mean over all rows (analyze_language's song row) is the pool of the windows run
+    np.testing.assert_allclose(np.maximum(out["logp"], np.log(wf.POOL_FLOOR)).mean(axis=0), pooled, rtol=1e-5)
+    everything = wf.encode_song(_FakeEncoder(), segs, n_windows=0)  # 0: every window, no scoring
+    assert everything["ran"].all() and everything["mean"][:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_the_window_choice_is_part_of_the_cache_key():
+    assert wf.choice_config(0) == {"windows_per_song": 0}  # every window: no VAD involved
+    cfg = wf.choice_config(3)
+    assert cfg["windows_per_song"] == 3 and cfg["vad"].startswith(wf.VAD_MODEL + ":")
+    assert cfg != wf.choice_config(4)
