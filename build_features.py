@@ -37,7 +37,6 @@ and whose config hash matches is skipped. data/features/vtln_<source>.csv keeps 
 warp factor.
 """
 import argparse
-import hashlib
 import json
 import multiprocessing
 import os
@@ -163,10 +162,6 @@ def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identi
                    codebook_drop_c0=CODEBOOK_DROP_C0, codebook_batch=CODEBOOK_BATCH,
                    codebook_n_init=CODEBOOK_N_INIT, tfidf_sublinear=TFIDF_SUBLINEAR, seed=seed)
     return cfg
-
-
-def digest(obj):
-    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------
@@ -509,7 +504,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     todo = []
     for n in names:
         try:
-            done = (json.loads((out_dir / f"{n}.json").read_text()).get("hash") == digest(configs[n])
+            done = (json.loads((out_dir / f"{n}.json").read_text()).get("hash") == common.digest(configs[n])
                     and np.load(out_dir / f"{n}.npy", mmap_mode="r").shape[0] == len(segments))
         except Exception:
             done = False
@@ -530,12 +525,12 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
             common.log_failure(data_dir, STAGE, s, wavs[s], "audio file not found")
     todo_sets = [n for n in todo if n not in WHISPER_SETS]
     whisper_sets = [n for n in todo if n in WHISPER_SETS]
-    cache_dir = feat_dir / f"frames_{digest(frame_config())}"
+    cache_dir = feat_dir / f"frames_{common.digest(frame_config())}"
     if todo_sets and not failed:
         cache_dir.mkdir(parents=True, exist_ok=True)
         jobs = [(s, wavs[s], song_audio[s], cache_dir) for s in songs]
         failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir)
-    whisper_dir = feat_dir / f"whisper_{digest(whisper_config(model_identity))}" if whisper_sets else None
+    whisper_dir = feat_dir / f"whisper_{common.digest(whisper_config(model_identity))}" if whisper_sets else None
     if whisper_sets and not failed:
         whisper_dir.mkdir(parents=True, exist_ok=True)
         starts_of = segments.groupby("song_id", sort=False)["start_s"].apply(list)
@@ -647,7 +642,7 @@ def write_set(feat_dir, name, x, config, data_dir, **extra):
     if not np.isfinite(x).all():
         raise PipelineError(f"{name}: non-finite values; check the songs in {common.failures_path(data_dir)}")
     common.save_npy(feat_dir / f"{name}.npy", x)
-    meta = {"hash": digest(config), "shape": list(x.shape), "config": config, **extra}
+    meta = {"hash": common.digest(config), "shape": list(x.shape), "config": config, **extra}
     with common.atomic_path(feat_dir / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     print(f"{name}: {x.shape} -> {feat_dir / (name + '.npy')}")

@@ -40,24 +40,6 @@ def run_name(config):
 
 # ----------------------------------------------------------------------------
 # what a run was trained on: content hashes, so a rebuilt but identical dataset still matches
-_SHA1_CACHE = {}  # (path, inode, size, mtime_ns) -> digest: the analysis checks many models against one file
-
-
-def file_sha1(path, chunk=1 << 22):
-    """SHA-1 of a file's bytes (memoized per inode, size and mtime: mfcc.npy can be gigabytes, and
-    every atomic write makes a new inode)."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _SHA1_CACHE:
-        h = hashlib.sha1()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(chunk), b""):
-                h.update(block)
-        _SHA1_CACHE[key] = h.hexdigest()
-    return _SHA1_CACHE[key]
-
-
 def _sha1_lines(values):
     return hashlib.sha1("\n".join(map(str, values)).encode()).hexdigest()
 
@@ -67,7 +49,7 @@ def data_fingerprint(data_dir, segments, with_labels=False, features_path=None):
     set) and segments.csv's segment ids in order; the languages too only for a model given them,
     so labelling more songs leaves the label-free models valid."""
     path = Path(features_path) if features_path is not None else common.mfcc_path(data_dir)
-    fp = {"input_file": path.name, "input_sha1": file_sha1(path),
+    fp = {"input_file": path.name, "input_sha1": common.file_sha1(path),
           "segment_ids_sha1": _sha1_lines(segments["segment_id"].astype(str))}
     if with_labels:
         fp["languages_sha1"] = _sha1_lines(segments["language"].astype(str))
@@ -115,7 +97,7 @@ def set_problem(ckpt, losses_path, latents_path):
             return f"{p} not found"
         if key not in ckpt:
             return f"the checkpoint does not record {p}'s SHA-1 (written by an older version)"
-        if ckpt[key] != file_sha1(p):
+        if ckpt[key] != common.file_sha1(p):
             return f"{p} is not the one written with the checkpoint (an interrupted save, or copied in)"
     return None
 
@@ -204,8 +186,8 @@ def write_finished(results_dir, name, state, history, config, fingerprint, laten
     common.save_npy(latents_path, np.asarray(latents, dtype=np.float32))
     common.torch_save(ckpt_path, {"state_dict": state, "config": config, "epoch": len(history),
                                   "loss_history": copy.deepcopy(history), "data_fingerprint": fingerprint,
-                                  "losses_sha1": file_sha1(losses_path),
-                                  "latents_sha1": file_sha1(latents_path)})
+                                  "losses_sha1": common.file_sha1(losses_path),
+                                  "latents_sha1": common.file_sha1(latents_path)})
 
 
 STALE_TEMP = re.compile(r"^\..+\.tmp(?P<pid>\d+)$")  # common.atomic_path's .<name>.tmp<pid>
