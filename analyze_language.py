@@ -53,23 +53,18 @@ N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared method
 LOG_POSTERIOR_SETS = ("whisper_lang",)
 POSTERIOR_FLOOR = 1e-4
 CLUSTER_PCA_DIMS = 32  # every set is standardized, then reduced to this many dims for clustering
-REPORT_SET = "report_mfcc"  # what the report's representation (mfcc.npy, flattened) is called here
 # ----------------------------------------------------------------------------
 # many clusters, then merged into one per language
 MERGES = (("fg_bow", "fg_vtln_bow"), ("fg_bow", "fg_vtln_bigram"))  # (first-stage set, profile set)
 OVER_SEGMENTS_PER_CLUSTER = 8  # first stage k = segments / this
 # ----------------------------------------------------------------------------
-METRICS_FILE = "language_metrics.csv"  # in results/metrics/
-PROBES_FILE = "language_probes.csv"  # in results/metrics/: one row per feature set
-CONFOUNDS_FILE = "confounds.csv"  # in results/metrics/: one row per method
+# the files report.py reads are named once, in common.py: LANGUAGE_METRICS_FILE, PROBES_FILE, CONFOUNDS_FILE,
+# DECLARED_FILE, SONG_LANGUAGES_FILE and its SONG_LANGUAGE_COLUMNS, REPORT_MFCC (the report's MFCC as a set)
 HEATMAP_FILE = "confounds_heatmap.png"  # in results/figures/
 PROBES_FIGURE = "language_probes.png"  # in results/figures/
 EXTRA_COLUMNS = ["probe_acc", "probe_acc_artist", "song_acc", "song_nmi", "uses_metadata", "pretrained", "n_scored"]
-DECLARED_FILE = "declared_methods.csv"  # in results/metrics/: role, method, and the declared methods' spread
 DECLARED_COLUMNS = ["role", "method", "pretrained", "song_acc", "song_acc_std", "acc", "acc_std", "n_seeds",
                     "spread_over", "song_acc_boot_lo", "song_acc_boot_hi", "n_scored"]
-SONG_LANGUAGES_FILE = "song_languages.csv"  # in results/: one row per song, from LANGUAGE_METHOD
-SONG_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]
 # where a feature set was trained (issue 8, section 2): none / self-supervised / language-labels
 PRETRAINED_BY_PREFIX = {"whisper_": "language-labels"}  # every other set is made from this corpus alone
 REFERENCE_METHOD = "whisper_lid_reference"  # Whisper's own answer among the corpus's languages: not a clustering
@@ -85,7 +80,7 @@ KIND_WORDS = {"stats": "mean+std of cepstra and deltas", "stats_cmn": "mean+std 
 
 def describe(name, dim):
     """Human description of a feature set from its name (build_features.py's naming)."""
-    if name == REPORT_SET:
+    if name == common.REPORT_MFCC:
         return f"the report's MFCC (40 x 430, z-scored per segment), flattened ({dim:,}-d)"
     try:
         import build_features
@@ -104,7 +99,7 @@ def discover_sets(data_dir, n, wanted=None):
     except Exception:
         order = []
     found = sorted(p.stem for p in feat_dir.glob("*.npy") if p.stem != "mfcc")
-    names = [REPORT_SET] + [f for f in order if f in found] + [f for f in found if f not in order]
+    names = [common.REPORT_MFCC] + [f for f in order if f in found] + [f for f in found if f not in order]
     if wanted:
         missing = [w for w in wanted if w not in names]
         if missing:
@@ -113,7 +108,7 @@ def discover_sets(data_dir, n, wanted=None):
         names = [x for x in names if x in wanted]
     out = []
     for name in names:
-        path = common.mfcc_path(data_dir) if name == REPORT_SET else feat_dir / f"{name}.npy"
+        path = common.mfcc_path(data_dir) if name == common.REPORT_MFCC else feat_dir / f"{name}.npy"
         try:
             shape = np.load(path, mmap_mode="r").shape
         except Exception as e:
@@ -285,7 +280,7 @@ def name_clusters(table):
 
 
 def song_languages(per_song, segments, songs):
-    """The answer per song from one seed of a song-level method: SONG_COLUMNS plus cluster_id."""
+    """The answer per song from one seed of a song-level method: common.SONG_LANGUAGE_COLUMNS + cluster_id."""
     ids, clusters, conf = per_song
     first = segments.drop_duplicates("song_id").set_index(segments.drop_duplicates("song_id")["song_id"].astype(str))
     t = pd.DataFrame({"song_id": ids, "cluster_id": clusters, "confidence": np.round(conf, 4)})
@@ -415,7 +410,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
         common.write_csv(common.clusters_path(results_dir, method),
                          metrics.clusters_frame(segments["segment_id"], assignments))
         # rewritten after every method: an interrupted run keeps what it finished
-        common.write_csv(mdir / METRICS_FILE, pd.concat(all_rows, ignore_index=True))
+        common.write_csv(mdir / common.LANGUAGE_METRICS_FILE, pd.concat(all_rows, ignore_index=True))
         m = rows[["acc", "nmi", "song_acc"]].mean()
         print(f"{method:<24s} acc {m['acc']:.4f} ± {rows['acc'].std(ddof=1):.4f}  nmi {m['nmi']:.4f}  "
               f"song_acc {m['song_acc']:.4f}  probe {probe.get('probe_acc', np.nan):.4f} / held-out singers "
@@ -428,7 +423,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
               f"are made by `python build_features.py --data-dir {data_dir}`")
     for name, path in found:
         t = time.time()
-        if name != REPORT_SET and not fingerprint_matches(path, expected, data_dir):
+        if name != common.REPORT_MFCC and not fingerprint_matches(path, expected, data_dir):
             continue
         x = np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32).reshape(n, -1)
         if not np.isfinite(x).all():
@@ -438,7 +433,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
         family = pretrained(name)
         probe = diagnostics.probe_scores(x[mask], segments[mask]) if can_probe else {}
         probes[name] = {"features": name, "description": desc, "dim": x.shape[1], "pretrained": family, **probe}
-        common.write_csv(mdir / PROBES_FILE, pd.DataFrame(list(probes.values())))
+        common.write_csv(mdir / common.PROBES_FILE, pd.DataFrame(list(probes.values())))
         x, desc, standardize = prepare(name, x, desc)
         z = views[name] = cluster_view(x, seed, standardize=standardize)
         rows, assignments = kmeans_rows(z, segments, f"{name}_kmeans", f"{desc}, {'standardized' if standardize else 'centred'}, PCA {z.shape[1]}",
@@ -482,7 +477,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
         columns = columns.drop(columns=[c for c in ("language", "artist_within_language") if c in columns])
     others = load_cluster_files(results_dir, segments, skip=set(assignments_by_method))
     table = confound_table({**others, **assignments_by_method}, columns)
-    common.write_csv(mdir / CONFOUNDS_FILE, table.round(4))
+    common.write_csv(mdir / common.CONFOUNDS_FILE, table.round(4))
     heat = table.set_index("method").drop(columns="n_seeds")
     fig = common.figures_dir(results_dir) / HEATMAP_FILE
     diagnostics.confounds_heatmap(heat, fig)
@@ -505,7 +500,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
             figs.append(plots.probes_chart(pd.DataFrame(list(probes.values())),
                                            common.figures_dir(results_dir) / PROBES_FIGURE, majority))
         # figures: the best and the declared methods beside the report's representation
-        for method in dict.fromkeys([best, *declared.values(), f"{REPORT_SET}_kmeans"]):
+        for method in dict.fromkeys([best, *declared.values(), f"{common.REPORT_MFCC}_kmeans"]):
             if method in decided_in and method in assignments_by_method:
                 view, desc = decided_in[method]
                 # the figures show the labelled segments (all of them when every song is labelled)
@@ -513,7 +508,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
                                              {s: c[mask] for s, c in assignments_by_method[method].items()},
                                              seed, results_dir)
         figs.append(plots.comparison_from_results(results_dir, majority))
-    print(f"metrics: {mdir / METRICS_FILE}, {mdir / PROBES_FILE}, {mdir / CONFOUNDS_FILE}, {mdir / DECLARED_FILE}; "
+    print(f"metrics: {mdir / common.LANGUAGE_METRICS_FILE}, {mdir / common.PROBES_FILE}, {mdir / common.CONFOUNDS_FILE}, {mdir / common.DECLARED_FILE}; "
           f"{sum(f is not None for f in figs)} figures in {common.figures_dir(results_dir)} "
           f"({time.time() - t0:.0f} s)")
     try:  # keep results/REPORT.md current, as every analysis stage does
@@ -597,12 +592,12 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
                     "n_scored": int(r["n_scored"].iloc[0])})
         print(f"declared {role}: {method} [{r['pretrained'].iloc[0]}] song_acc {spread['song_acc'].mean():.4f} ± "
               f"{spread['song_acc'].std(ddof=1):.4f} ({over}), artist bootstrap 95 % [{lo:.3f}, {hi:.3f}]")
-    common.write_csv(common.metrics_dir(results_dir) / DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
+    common.write_csv(common.metrics_dir(results_dir) / common.DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
     answer = declared.get("language_method") or declared.get("label_free_method")
     if answer in song_answers:
         t = song_languages(song_answers[answer][seed], segments, songs)
-        path = common.Path(results_dir) / SONG_LANGUAGES_FILE
-        common.write_csv(path, t[SONG_COLUMNS].sort_values(["cluster", "confidence"], ascending=[True, False]))
+        path = common.Path(results_dir) / common.SONG_LANGUAGES_FILE
+        common.write_csv(path, t[common.SONG_LANGUAGE_COLUMNS].sort_values(["cluster", "confidence"], ascending=[True, False]))
         sizes = t["cluster"].value_counts().sort_index()
         print(f"answer per song ({answer}): {path} — " + ", ".join(f"{c}: {v} songs" for c, v in sizes.items()))
     return declared
@@ -611,7 +606,7 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
 def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed and PCA seed")
-    p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {REPORT_SET} and "
+    p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {common.REPORT_MFCC} and "
                                               f"every data/features/<name>.npy)")
     p.add_argument("--n-clusters", type=int, default=None,
                    help=f"clusters to find (default: the labelled languages if every song has one, else metrics.N_LANGUAGES = {metrics.N_LANGUAGES})")

@@ -33,6 +33,19 @@ LOSS_COLUMNS = ["epoch", "loss", "recon", "kl"]
 METRIC_COLUMNS = ["method", "features", "uses_labels", "pretrained", "silhouette", "nmi", "ari",
                   "purity", "acc", "n_segments", "n_scored", "seed"]
 MODEL_NAMES = ["vae", "cvae", "beta_vae", "autoencoder"]
+CONDITIONAL_MODELS = {"cvae", "beta_vae"}  # models that see the language label when they encode
+# models that give their own clusters (train_vade.py writes their metrics): K-Means skips them
+OWN_CLUSTERS_PREFIX = "vade"
+MODEL_SEEDS_FILE = "model_seeds_metrics.csv"  # in results/metrics/: every model seed's rows, with model_seed (analyze_advanced.py)
+
+# analyze_language.py's outputs, which report.py reads: each name here once, for both
+LANGUAGE_METRICS_FILE = "language_metrics.csv"  # in results/metrics/: its methods' rows (METRIC_COLUMNS + more)
+PROBES_FILE = "language_probes.csv"  # in results/metrics/: one row per feature set, its supervised probe
+CONFOUNDS_FILE = "confounds.csv"  # in results/metrics/: one row per method, NMI against each attribute
+DECLARED_FILE = "declared_methods.csv"  # in results/metrics/: the declared methods and their spread
+SONG_LANGUAGES_FILE = "song_languages.csv"  # in results/: the answer per song
+SONG_LANGUAGE_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]  # its columns
+REPORT_MFCC = "report_mfcc"  # the name of the report's representation (mfcc.npy, flattened) as a feature set
 
 
 class PipelineError(Exception):
