@@ -29,6 +29,7 @@ and methods_comparison.png redrawn with these rows. Nothing but the scores and t
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,33 +74,32 @@ WHISPER_CODES = {"english": "en", "bangla": "bn", "bengali": "bn", "hindi": "hi"
                  "japanese": "ja", "korean": "ko", "russian": "ru", "urdu": "ur", "tamil": "ta",
                  "italian": "it", "turkish": "tr", "indonesian": "id", "nepali": "ne"}  # label -> Whisper code
 
-SOURCE_WORDS = {"mix": "the mix", "fg": "the REPET-SIM vocal foreground", "bg": "the REPET-SIM background"}
-KIND_WORDS = {"stats": "mean+std of cepstra and deltas", "stats_cmn": "mean+std of song-CMN cepstra and deltas",
-              "bow": "TF-IDF codeword histogram", "bigram": "TF-IDF unit-bigram histogram"}
+def read_sidecar(path):
+    """The .json build_features.py wrote beside a feature set (config, hash, source, vtln, kind, order,
+    description), or {} when there is none or it is unreadable."""
+    try:
+        meta = json.loads(Path(path).with_suffix(".json").read_text())
+    except Exception:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
-def describe(name, dim):
-    """Human description of a feature set from its name (build_features.py's naming)."""
+def describe(name, dim, sidecar=None):
+    """Human description of a feature set: the one build_features.py wrote into its .json."""
     if name == common.REPORT_MFCC:
         return f"the report's MFCC (40 x 430, z-scored per segment), flattened ({dim:,}-d)"
-    try:
-        import build_features
-        src, vtln, kind = build_features.parse_name(name)
-        return f"{KIND_WORDS[kind]} of {SOURCE_WORDS[src]}{', VTLN-warped' if vtln else ''} ({dim:,}-d)"
-    except Exception:
-        return f"data/features/{name}.npy ({dim:,}-d)"
+    words = (sidecar or {}).get("description")
+    return f"{words} ({dim:,}-d)" if words else f"data/features/{name}.npy ({dim:,}-d)"
 
 
 def discover_sets(data_dir, n, wanted=None):
-    """[(name, path)]: the report's MFCC first, then build_features.py's sets in its order."""
+    """[(name, path)]: the report's MFCC first, then build_features.py's sets in its order (the
+    `order` in each .json), then any other set by name."""
     feat_dir = common.features_dir(data_dir)
-    try:
-        import build_features
-        order = list(build_features.FEATURE_SETS)
-    except Exception:
-        order = []
     found = sorted(p.stem for p in feat_dir.glob("*.npy") if p.stem != "mfcc")
-    names = [common.REPORT_MFCC] + [f for f in order if f in found] + [f for f in found if f not in order]
+    order = {f: read_sidecar(feat_dir / f"{f}.npy").get("order") for f in found}
+    ranked = sorted((f for f in found if isinstance(order[f], int)), key=lambda f: (order[f], f))
+    names = [common.REPORT_MFCC] + ranked + [f for f in found if f not in ranked]
     if wanted:
         missing = [w for w in wanted if w not in names]
         if missing:
@@ -429,7 +429,7 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
         if not np.isfinite(x).all():
             print(f"skipped {name}: {path} holds NaN or infinite values; rebuild it")
             continue
-        desc = describe(name, x.shape[1])
+        desc = describe(name, x.shape[1], read_sidecar(path))
         family = pretrained(name)
         probe = diagnostics.probe_scores(x[mask], segments[mask]) if can_probe else {}
         probes[name] = {"features": name, "description": desc, "dim": x.shape[1], "pretrained": family, **probe}

@@ -133,6 +133,22 @@ def parse_name(name):
     return source, vtln, kind
 
 
+# what a set's .json says of it in words, so a reader (analyze_language.py) needs no import of this script
+SOURCE_WORDS = {"mix": "the mix", "fg": "the REPET-SIM vocal foreground", "bg": "the REPET-SIM background"}
+KIND_WORDS = {"stats": "mean+std of cepstra and deltas", "stats_cmn": "mean+std of song-CMN cepstra and deltas",
+              "bow": "TF-IDF codeword histogram", "bigram": "TF-IDF unit-bigram histogram"}
+
+
+def set_fields(name):
+    """What a reader needs of a set without importing this script, written into its .json: source,
+    vtln, kind, order (its place in FEATURE_SETS) and, for the cepstral sets, a one-line description."""
+    source, vtln, kind = parse_name(name)
+    fields = {"source": source, "vtln": vtln, "kind": kind,
+              "order": FEATURE_SETS.index(name) if name in FEATURE_SETS else len(FEATURE_SETS)}
+    if source in SOURCE_WORDS and kind in KIND_WORDS:
+        fields["description"] = f"{KIND_WORDS[kind]} of {SOURCE_WORDS[source]}{', VTLN-warped' if vtln else ''}"
+    return fields
+
 def frame_config():
     return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": N_MELS,
             "fmax": FMAX, "n_ceps": N_CEPS, "top_db": TOP_DB, "repet_width_s": REPET_WIDTH_S,
@@ -638,11 +654,11 @@ def build_spread(data_dir, names, seeds=SPREAD_SEEDS, **kw):
 
 
 def write_set(feat_dir, name, x, config, data_dir, **extra):
-    """data/features/<name>.npy and its .json (config, hash, and extra fields), atomically."""
+    """data/features/<name>.npy and its .json (config, hash, set_fields(name) and extra fields), atomically."""
     if not np.isfinite(x).all():
         raise PipelineError(f"{name}: non-finite values; check the songs in {common.failures_path(data_dir)}")
     common.save_npy(feat_dir / f"{name}.npy", x)
-    meta = {"hash": common.digest(config), "shape": list(x.shape), "config": config, **extra}
+    meta = {"hash": common.digest(config), "shape": list(x.shape), "config": config, **set_fields(name), **extra}
     with common.atomic_path(feat_dir / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     print(f"{name}: {x.shape} -> {feat_dir / (name + '.npy')}")
