@@ -490,14 +490,8 @@ def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM 
     return failed
 
 
-def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
-          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None):
-    """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
-    stay in any case); returns {name: path} written."""
-    names = list(names or FEATURE_SETS)
-    workers = common.check_workers(workers)
-    for n in names:
-        parse_name(n)
+def read_segments(data_dir):
+    """segments.csv, checked for what the sets need (ids, song ids, starts, at least one row)."""
     sp = common.segments_path(data_dir)
     fix = f"run `python build_dataset.py --data-dir {data_dir}` first"
     if not sp.exists():
@@ -508,39 +502,37 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
             raise PipelineError(f"{sp} lacks column {col!r}: {fix}")
     if len(segments) == 0:
         raise PipelineError(f"{sp} holds no segments: {fix}")
-    fingerprint, song_audio = common.corpus_fingerprint(data_dir, segments)
-    model_identity = None
-    if any(n in WHISPER_SETS for n in names):
-        import whisper_features
-        model_path, model_identity = whisper_features.resolve_model(whisper_model)
+    return segments
 
-    feat_dir = common.features_dir(data_dir)  # the caches
-    out_dir = Path(out_dir) if out_dir is not None else feat_dir  # the sets
-    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
+
+def sets_to_build(names, configs, out_dir, n_segments):
+    """The names whose .npy is missing, of another length, or made with another config (by its hash)."""
     todo = []
     for n in names:
         try:
             done = (json.loads((out_dir / f"{n}.json").read_text()).get("hash") == common.digest(configs[n])
-                    and np.load(out_dir / f"{n}.npy", mmap_mode="r").shape[0] == len(segments))
+                    and np.load(out_dir / f"{n}.npy", mmap_mode="r").shape[0] == n_segments)
         except Exception:
             done = False
         if done:
             print(f"{n}: up to date ({out_dir / (n + '.npy')})")
         else:
             todo.append(n)
-    if not todo:
-        return {}
+    return todo
 
-    # 1) frames per song, in parallel, cached; the cache entry holds the audio's fingerprint
-    songs = list(dict.fromkeys(segments["song_id"]))  # in segments.csv order
+
+def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers, whisper_model,
+                model_path, model_identity):
+    """Step 1: every song's frames (and Whisper states) into the per-song caches, in parallel; the
+    cache entry holds the audio's fingerprint. Returns (frame cache folder, Whisper cache folder or
+    None); raises when a song could not be read (the rows must match segments.csv)."""
+    feat_dir = common.features_dir(data_dir)
     wavs = {s: str(common.audio_path(data_dir, s)) for s in songs}
     failed = {}
     for s in songs:
         if song_audio[s] is None:
             failed[s] = (wavs[s], "audio file not found")
             common.log_failure(data_dir, STAGE, s, wavs[s], "audio file not found")
-    todo_sets = [n for n in todo if n not in WHISPER_SETS]
-    whisper_sets = [n for n in todo if n in WHISPER_SETS]
     cache_dir = feat_dir / f"frames_{common.digest(frame_config())}"
     if todo_sets and not failed:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -558,17 +550,13 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     if failed:
         raise PipelineError(
             f"{len(failed)} of {len(songs)} songs could not be read (see {common.failures_path(data_dir)}); "
-            f"their segments are in {sp}, so no feature file was written (the rows must match). "
-            f"Finished songs are cached: fix the audio or re-run build_dataset.py, then re-run this")
+            f"their segments are in {common.segments_path(data_dir)}, so no feature file was written (the rows "
+            f"must match). Finished songs are cached: fix the audio or re-run build_dataset.py, then re-run this")
+    return cache_dir, whisper_dir
 
-    # 2) song-level warps, codebooks, then every set song by song
-    rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
-    starts = segments["start_s"].to_numpy()
-    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, out_dir,
-                                 data_dir)
-    parsed = {n: parse_name(n) for n in todo_sets}
-    if not parsed:
-        return written
+
+def vtln_warps(parsed, songs, cache_dir, out_dir):
+    """{source: {song: warp matrix}} for every source a VTLN set needs; writes vtln_<source>.csv."""
     warps = {}
     for src in sorted({src for src, vtln, _ in parsed.values() if vtln}):
         env = {s: song_envelope(load_song(cache_dir, s)[src]) for s in tqdm(songs, desc=f"VTLN {src}", unit="song")}
@@ -580,41 +568,52 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         edge = sum(a in (min(VTLN_ALPHAS), max(VTLN_ALPHAS)) for a in alpha.values())
         print(f"VTLN {src}: warp factors {min(alpha.values()):.2f} .. {max(alpha.values()):.2f} (median 1; "
               f"{edge} of {len(songs)} songs on an end of VTLN_ALPHAS) -> {out_dir / f'vtln_{src}.csv'}")
+    return warps
 
-    def frames_for(song, sid, src, vtln, kind):
-        if kind in ("stats", "stats_cmn"):
-            return frame_matrix(song[src], kind == "stats_cmn", warps[src][sid] if vtln else None)
-        return frame_matrix(song[src], CODEBOOK_CMN, warps[src][sid] if vtln else None, CODEBOOK_DROP_C0)
 
+def frames_for(song, sid, src, vtln, kind, warps):
+    """The frame matrix a set of this kind reads from one song's cached cepstra."""
+    if kind in ("stats", "stats_cmn"):
+        return frame_matrix(song[src], kind == "stats_cmn", warps[src][sid] if vtln else None)
+    return frame_matrix(song[src], CODEBOOK_CMN, warps[src][sid] if vtln else None, CODEBOOK_DROP_C0)
+
+
+def learn_codebooks(parsed, songs, rows_of, starts, cache_dir, warps, seed, codebook_size, bigram_size):
+    """{(source, vtln, kind): codebook} for the bow and bigram sets, from frames sampled uniformly
+    (seeded) from the whole corpus (every segment's frames)."""
     codebooks = {}
     need = sorted({(src, vtln, kind) for src, vtln, kind in parsed.values() if kind in ("bow", "bigram")})
-    if need:
-        # frames sampled uniformly from the whole corpus (every segment's frames), seeded
-        total = 0
-        for s in songs:
-            with np.load(song_cache_path(cache_dir, s)) as z:
-                T = z["mix"].shape[1]
-            total += sum(b - a for a, b in segment_slices(starts[rows_of[s]], T))
-        frac = min(1.0, CODEBOOK_FRAMES / max(total, 1))
-        rng = np.random.default_rng(seed)
-        samples = {(src, vtln): [] for src, vtln, _ in need}
-        for s in tqdm(songs, desc="codebook frames", unit="song"):
-            song = load_song(cache_dir, s)
-            idx = np.concatenate([np.arange(a, b) for a, b in segment_slices(starts[rows_of[s]], song["mix"].shape[1])])
-            pick = idx[rng.random(len(idx)) < frac]
-            for src, vtln in samples:
-                samples[(src, vtln)].append(frames_for(song, s, src, vtln, "bow")[pick])
-        for src, vtln, kind in need:
-            k = codebook_size if kind == "bow" else bigram_size
-            x = np.concatenate(samples[(src, vtln)])
-            codebooks[(src, vtln, kind)] = learn_codebook(x, k, seed)
-            print(f"codebook {src}{' vtln' if vtln else ''} {kind}: {min(k, len(x))} codewords from {len(x)} frames")
+    if not need:
+        return codebooks
+    total = 0
+    for s in songs:
+        with np.load(song_cache_path(cache_dir, s)) as z:
+            T = z["mix"].shape[1]
+        total += sum(b - a for a, b in segment_slices(starts[rows_of[s]], T))
+    frac = min(1.0, CODEBOOK_FRAMES / max(total, 1))
+    rng = np.random.default_rng(seed)
+    samples = {(src, vtln): [] for src, vtln, _ in need}
+    for s in tqdm(songs, desc="codebook frames", unit="song"):
+        song = load_song(cache_dir, s)
+        idx = np.concatenate([np.arange(a, b) for a, b in segment_slices(starts[rows_of[s]], song["mix"].shape[1])])
+        pick = idx[rng.random(len(idx)) < frac]
+        for src, vtln in samples:
+            samples[(src, vtln)].append(frames_for(song, s, src, vtln, "bow", warps)[pick])
+    for src, vtln, kind in need:
+        k = codebook_size if kind == "bow" else bigram_size
+        x = np.concatenate(samples[(src, vtln)])
+        codebooks[(src, vtln, kind)] = learn_codebook(x, k, seed)
+        print(f"codebook {src}{' vtln' if vtln else ''} {kind}: {min(k, len(x))} codewords from {len(x)} frames")
+    return codebooks
 
+
+def segment_features(parsed, songs, rows_of, starts, cache_dir, warps, codebooks, n_segments):
+    """{name: (N, dim) float64}: every set, song by song (pooled stats, or codeword / bigram counts)."""
     out = {}
     for n, (src, vtln, kind) in parsed.items():
         k = len(codebooks[(src, vtln, kind)][2]) if kind in ("bow", "bigram") else 0
         dim = {"bow": k, "bigram": k * k}.get(kind, 4 * N_CEPS)
-        out[n] = np.zeros((len(segments), dim), dtype=np.float64)
+        out[n] = np.zeros((n_segments, dim), dtype=np.float64)
     for s in tqdm(songs, desc="segment features", unit="song"):
         song = load_song(cache_dir, s)
         sl = segment_slices(starts[rows_of[s]], song["mix"].shape[1])
@@ -622,7 +621,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         for n, (src, vtln, kind) in parsed.items():
             key = (src, vtln, kind if kind in ("stats", "stats_cmn") else "codes")
             if key not in mats:
-                mats[key] = frames_for(song, s, src, vtln, kind)
+                mats[key] = frames_for(song, s, src, vtln, kind, warps)
             for row, (a, b) in zip(rows_of[s], sl):
                 seg = mats[key][a:b]
                 if kind in ("stats", "stats_cmn"):
@@ -632,7 +631,47 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
                     codes = assign_codes(seg, cb)
                     out[n][row] = (code_histogram(codes, len(cb[2])) if kind == "bow"
                                    else bigram_counts(codes, len(cb[2])))
+    return out
 
+
+def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
+          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None):
+    """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
+    stay in any case); returns {name: path} written."""
+    names = list(names or FEATURE_SETS)
+    workers = common.check_workers(workers)
+    for n in names:
+        parse_name(n)
+    segments = read_segments(data_dir)
+    fingerprint, song_audio = common.corpus_fingerprint(data_dir, segments)
+    model_path = model_identity = None
+    if any(n in WHISPER_SETS for n in names):
+        import whisper_features
+        model_path, model_identity = whisper_features.resolve_model(whisper_model)
+    out_dir = Path(out_dir) if out_dir is not None else common.features_dir(data_dir)  # the sets
+    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
+    todo = sets_to_build(names, configs, out_dir, len(segments))
+    if not todo:
+        return {}
+
+    # 1) frames (and Whisper states) per song, in parallel, cached
+    songs = list(dict.fromkeys(segments["song_id"]))  # in segments.csv order
+    todo_sets = [n for n in todo if n not in WHISPER_SETS]
+    whisper_sets = [n for n in todo if n in WHISPER_SETS]
+    cache_dir, whisper_dir = cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers,
+                                         whisper_model, model_path, model_identity)
+
+    # 2) song-level warps, codebooks, then every set song by song
+    rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
+    starts = segments["start_s"].to_numpy()
+    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, out_dir,
+                                 data_dir)
+    parsed = {n: parse_name(n) for n in todo_sets}
+    if not parsed:
+        return written
+    warps = vtln_warps(parsed, songs, cache_dir, out_dir)
+    codebooks = learn_codebooks(parsed, songs, rows_of, starts, cache_dir, warps, seed, codebook_size, bigram_size)
+    out = segment_features(parsed, songs, rows_of, starts, cache_dir, warps, codebooks, len(segments))
     for n, (src, vtln, kind) in parsed.items():
         x = tfidf(out[n]) if kind in ("bow", "bigram") else out[n].astype(np.float32)
         written[n] = write_set(out_dir, n, x, configs[n], data_dir)

@@ -361,7 +361,25 @@ def _language_section(rows, results_dir):
              "what it rests on: `none` (made from this corpus alone: the report's question, *from unlabeled audio "
              "features*), `self-supervised` (trained elsewhere without labels), `language-labels` (trained "
              "elsewhere with language labels: Whisper).", ""]
-    # 1) the declared methods, chosen before this run and frozen (analyze_language.py's constants)
+    lines += _declared_lines(declared)
+    scored_free = free[free["acc"].notna()]
+    if not len(scored_free):
+        lines += ["No segment has a language label: no method is scored. The answer per song is "
+                  "`song_languages.csv` (see *The clusters, song by song*).", ""]
+        return lines
+    lines += _family_lines(scored_free, rows)
+    summary = metrics.summarize(scored_free[scored_free["pretrained"] == "none"]).sort_values(
+        "acc_mean", ascending=False, kind="stable")
+    if not len(summary):
+        return lines
+    lines += _best_method_lines(summary, rows, probes, conf)
+    lines.append("")
+    return lines + _probes_lines(probe_df)
+
+
+def _declared_lines(declared):
+    """The declared methods, chosen before this run and frozen (analyze_language.py's constants)."""
+    lines = []
     if declared is not None and len(declared):
         lines.append("**The declared methods** (`LANGUAGE_METHOD` and `LABEL_FREE_METHOD` at the top of "
                      "`analyze_language.py`, chosen on the demo and on validation corpora, not on this run):")
@@ -381,17 +399,16 @@ def _language_section(rows, results_dir):
                          f"{boot}; segment Acc "
                          f"{_fmt(d['acc'], d['acc_std'])}; scored on {int(d['n_scored'])} labelled segments.")
         lines.append("")
-    scored_free = free[free["acc"].notna()]
-    if not len(scored_free):
-        lines += ["No segment has a language label: no method is scored. The answer per song is "
-                  "`song_languages.csv` (see *The clusters, song by song*).", ""]
-        return lines
-    # 2) the best of each family, side by side (chosen with the labels)
+    return lines
+
+
+def _family_lines(scored_free, rows):
+    """The best of each family, side by side (chosen with the labels), and Whisper's reference row."""
     by = (scored_free.groupby(["pretrained", "method"], sort=False)[["acc", "song_acc"]].agg(["mean", "std"]))
     by.columns = [f"{a}_{b}" for a, b in by.columns]
     by = by.reset_index()
-    lines += ["The best method of each family by `Acc` (chosen with the labels, so the best of many and a "
-              "little flattered):", "", "| family | method | Acc | song_acc |", "| --- | --- | ---: | ---: |"]
+    lines = ["The best method of each family by `Acc` (chosen with the labels, so the best of many and a "
+             "little flattered):", "", "| family | method | Acc | song_acc |", "| --- | --- | ---: | ---: |"]
     for fam in ("none", "self-supervised", "language-labels"):
         g = by[by["pretrained"] == fam].sort_values("acc_mean", ascending=False, kind="stable")
         if len(g):
@@ -405,10 +422,13 @@ def _language_section(rows, results_dir):
                   "On voices unlike its training data it may name a third language; K-Means on its log "
                   "posteriors over all its languages needs no such hint."]
     lines.append("")
-    summary = metrics.summarize(scored_free[scored_free["pretrained"] == "none"]).sort_values(
-        "acc_mean", ascending=False, kind="stable")
-    if not len(summary):
-        return lines
+    return lines
+
+
+def _best_method_lines(summary, rows, probes, conf):
+    """The best label-free, audio-only method (summary: the `none` family, best first): its runner-up,
+    its probe, the report's best row, the bar it is held to, and what its clusters follow."""
+    lines = []
     best = summary.iloc[0]
     spread = ("one run" if pd.isna(best["acc_std"])
               else f"± {best['acc_std']:.4f} over {int(best['n_seeds'])} runs")
@@ -461,7 +481,12 @@ def _language_section(rows, results_dir):
         if len(report_free) and report_free.iloc[0]["method"] in conf.index:
             r = report_free.iloc[0]["method"]
             lines.append(f"- For comparison, {tables.method_title(r)}'s clusters follow: {follows(r)}.")
-    lines.append("")
+    return lines
+
+
+def _probes_lines(probe_df):
+    """The probe table: how much language each representation carries; [] without probes."""
+    lines = []
     if probe_df is not None and len(probe_df) and "probe_acc" in probe_df:
         perm = "probe_acc_artist_permuted" in probe_df
         lines += ["How much language each representation carries: the supervised probe (standardize, logistic "
