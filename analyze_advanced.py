@@ -27,6 +27,7 @@ import common
 import metrics
 import plots
 import report
+import training
 
 # ----------------------------------------------------------------------------
 SEED = 42  # first K-Means seed (the next N_KMEANS_SEEDS - 1 follow), PCA, t-SNE and sample seed
@@ -69,24 +70,24 @@ def analyze(data_dir, results_dir, seed=SEED, models=None, n_clusters=None):
     del x, pcs
 
     trained = []
-    for model in models or metrics.discover_models(results_dir):
-        z = metrics.load_latents(data_dir, results_dir, model, n)
+    for model in models or training.discover_models(results_dir):
+        z = training.load_latents(data_dir, results_dir, model, n)
         if z is None:
             continue
         trained.append(model)
-        uses_labels = metrics.model_uses_labels(results_dir, model)
-        runs = metrics.model_seed_runs(results_dir, model)
+        uses_labels = training.model_uses_labels(results_dir, model)
+        runs = training.model_seed_runs(results_dir, model)
         rows = run(model, z, f"{model} latents ({z.shape[1]}-d)", uses_labels)
         if len(runs) > 1:
             seed_rows.append(rows.assign(model_seed=runs[0][0]))
         for model_seed, name in runs[1:]:  # the other model seeds: rows and cluster files, no figures
-            zs = metrics.load_latents(data_dir, results_dir, name, n)
+            zs = training.load_latents(data_dir, results_dir, name, n)
             r, _ = metrics.evaluate(model, zs, segments, f"{model} latents ({zs.shape[1]}-d)", uses_labels,
                                     results_dir, seed, clusters_name=name, k=k)
             seed_rows.append(r.assign(model_seed=model_seed))
         extra = [plots.loss_curves(model, results_dir), plots.reconstructions(model, mfcc, segments, results_dir, seed)]
         n_figures += sum(f is not None for f in extra)
-    seeds_file = common.metrics_dir(results_dir) / metrics.MODEL_SEEDS_FILE
+    seeds_file = common.metrics_dir(results_dir) / common.MODEL_SEEDS_FILE
     if seed_rows:
         common.write_csv(seeds_file, pd.concat(seed_rows, ignore_index=True))
         print(f"model seeds: {seeds_file}")

@@ -26,6 +26,7 @@ import common
 import metrics
 import plots
 import report
+import training
 
 # ----------------------------------------------------------------------------
 SEED = 42  # first K-Means seed (the next N_KMEANS_SEEDS - 1 follow), SVD, t-SNE and sample seed
@@ -87,12 +88,12 @@ def analyze(data_dir, results_dir, seed=SEED, audio_models=AUDIO_MODELS, n_clust
         n_figures += len(plots.method_figures(method, features, desc, segments, assignments, seed, results_dir))
 
     for model in audio_models:
-        z = metrics.load_latents(data_dir, results_dir, model, n)
+        z = training.load_latents(data_dir, results_dir, model, n)
         if z is None:
             continue
         fused = np.hstack([standardize(z), text, artist])
         desc = f"{model} latents ({z.shape[1]}) + {meta_desc}, each standardized = {fused.shape[1]}-d"
-        run(f"hybrid_{model}", fused, desc, metrics.model_uses_labels(results_dir, model))
+        run(f"hybrid_{model}", fused, desc, training.model_uses_labels(results_dir, model))
     meta = np.hstack([text, artist])
     run("text_artist", meta, f"{meta_desc}, each standardized = {meta.shape[1]}-d (no audio)", False)
 

@@ -29,6 +29,8 @@ and methods_comparison.png redrawn with these rows. Nothing but the scores and t
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,23 +55,18 @@ N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared method
 LOG_POSTERIOR_SETS = ("whisper_lang",)
 POSTERIOR_FLOOR = 1e-4
 CLUSTER_PCA_DIMS = 32  # every set is standardized, then reduced to this many dims for clustering
-REPORT_SET = "report_mfcc"  # what the report's representation (mfcc.npy, flattened) is called here
 # ----------------------------------------------------------------------------
 # many clusters, then merged into one per language
 MERGES = (("fg_bow", "fg_vtln_bow"), ("fg_bow", "fg_vtln_bigram"))  # (first-stage set, profile set)
 OVER_SEGMENTS_PER_CLUSTER = 8  # first stage k = segments / this
 # ----------------------------------------------------------------------------
-METRICS_FILE = "language_metrics.csv"  # in results/metrics/
-PROBES_FILE = "language_probes.csv"  # in results/metrics/: one row per feature set
-CONFOUNDS_FILE = "confounds.csv"  # in results/metrics/: one row per method
+# the files report.py reads are named once, in common.py: LANGUAGE_METRICS_FILE, PROBES_FILE, CONFOUNDS_FILE,
+# DECLARED_FILE, SONG_LANGUAGES_FILE and its SONG_LANGUAGE_COLUMNS, REPORT_MFCC (the report's MFCC as a set)
 HEATMAP_FILE = "confounds_heatmap.png"  # in results/figures/
 PROBES_FIGURE = "language_probes.png"  # in results/figures/
 EXTRA_COLUMNS = ["probe_acc", "probe_acc_artist", "song_acc", "song_nmi", "uses_metadata", "pretrained", "n_scored"]
-DECLARED_FILE = "declared_methods.csv"  # in results/metrics/: role, method, and the declared methods' spread
 DECLARED_COLUMNS = ["role", "method", "pretrained", "song_acc", "song_acc_std", "acc", "acc_std", "n_seeds",
                     "spread_over", "song_acc_boot_lo", "song_acc_boot_hi", "n_scored"]
-SONG_LANGUAGES_FILE = "song_languages.csv"  # in results/: one row per song, from LANGUAGE_METHOD
-SONG_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]
 # where a feature set was trained (issue 8, section 2): none / self-supervised / language-labels
 PRETRAINED_BY_PREFIX = {"whisper_": "language-labels"}  # every other set is made from this corpus alone
 REFERENCE_METHOD = "whisper_lid_reference"  # Whisper's own answer among the corpus's languages: not a clustering
@@ -78,33 +75,32 @@ WHISPER_CODES = {"english": "en", "bangla": "bn", "bengali": "bn", "hindi": "hi"
                  "japanese": "ja", "korean": "ko", "russian": "ru", "urdu": "ur", "tamil": "ta",
                  "italian": "it", "turkish": "tr", "indonesian": "id", "nepali": "ne"}  # label -> Whisper code
 
-SOURCE_WORDS = {"mix": "the mix", "fg": "the REPET-SIM vocal foreground", "bg": "the REPET-SIM background"}
-KIND_WORDS = {"stats": "mean+std of cepstra and deltas", "stats_cmn": "mean+std of song-CMN cepstra and deltas",
-              "bow": "TF-IDF codeword histogram", "bigram": "TF-IDF unit-bigram histogram"}
-
-
-def describe(name, dim):
-    """Human description of a feature set from its name (build_features.py's naming)."""
-    if name == REPORT_SET:
-        return f"the report's MFCC (40 x 430, z-scored per segment), flattened ({dim:,}-d)"
+def read_sidecar(path):
+    """The .json build_features.py wrote beside a feature set (config, hash, source, vtln, kind, order,
+    description), or {} when there is none or it is unreadable."""
     try:
-        import build_features
-        src, vtln, kind = build_features.parse_name(name)
-        return f"{KIND_WORDS[kind]} of {SOURCE_WORDS[src]}{', VTLN-warped' if vtln else ''} ({dim:,}-d)"
+        meta = json.loads(Path(path).with_suffix(".json").read_text())
     except Exception:
-        return f"data/features/{name}.npy ({dim:,}-d)"
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def describe(name, dim, sidecar=None):
+    """Human description of a feature set: the one build_features.py wrote into its .json."""
+    if name == common.REPORT_MFCC:
+        return f"the report's MFCC (40 x 430, z-scored per segment), flattened ({dim:,}-d)"
+    words = (sidecar or {}).get("description")
+    return f"{words} ({dim:,}-d)" if words else f"data/features/{name}.npy ({dim:,}-d)"
 
 
 def discover_sets(data_dir, n, wanted=None):
-    """[(name, path)]: the report's MFCC first, then build_features.py's sets in its order."""
+    """[(name, path)]: the report's MFCC first, then build_features.py's sets in its order (the
+    `order` in each .json), then any other set by name."""
     feat_dir = common.features_dir(data_dir)
-    try:
-        import build_features
-        order = list(build_features.FEATURE_SETS)
-    except Exception:
-        order = []
     found = sorted(p.stem for p in feat_dir.glob("*.npy") if p.stem != "mfcc")
-    names = [REPORT_SET] + [f for f in order if f in found] + [f for f in found if f not in order]
+    order = {f: read_sidecar(feat_dir / f"{f}.npy").get("order") for f in found}
+    ranked = sorted((f for f in found if isinstance(order[f], int)), key=lambda f: (order[f], f))
+    names = [common.REPORT_MFCC] + ranked + [f for f in found if f not in ranked]
     if wanted:
         missing = [w for w in wanted if w not in names]
         if missing:
@@ -113,7 +109,7 @@ def discover_sets(data_dir, n, wanted=None):
         names = [x for x in names if x in wanted]
     out = []
     for name in names:
-        path = common.mfcc_path(data_dir) if name == REPORT_SET else feat_dir / f"{name}.npy"
+        path = common.mfcc_path(data_dir) if name == common.REPORT_MFCC else feat_dir / f"{name}.npy"
         try:
             shape = np.load(path, mmap_mode="r").shape
         except Exception as e:
@@ -285,7 +281,7 @@ def name_clusters(table):
 
 
 def song_languages(per_song, segments, songs):
-    """The answer per song from one seed of a song-level method: SONG_COLUMNS plus cluster_id."""
+    """The answer per song from one seed of a song-level method: common.SONG_LANGUAGE_COLUMNS + cluster_id."""
     ids, clusters, conf = per_song
     first = segments.drop_duplicates("song_id").set_index(segments.drop_duplicates("song_id")["song_id"].astype(str))
     t = pd.DataFrame({"song_id": ids, "cluster_id": clusters, "confidence": np.round(conf, 4)})
@@ -382,9 +378,40 @@ def confound_table(assignments_by_method, columns):
     return pd.DataFrame(rows)
 
 
-def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
-    t0 = time.time()
-    common.seed_everything(seed)
+@dataclass
+class Findings:
+    """What analyze() has computed so far; record() is the one place that adds to it."""
+    segments: pd.DataFrame  # segments.csv, language "" where unlabelled
+    results_dir: object
+    rows: list = field(default_factory=list)  # one DataFrame of metrics rows per method
+    probes: dict = field(default_factory=dict)  # set -> its row of language_probes.csv
+    assignments: dict = field(default_factory=dict)  # method -> {seed: cluster per segment}
+    views: dict = field(default_factory=dict)  # set -> the standardized PCA view it is clustered in
+    song_answers: dict = field(default_factory=dict)  # method -> {seed: (song ids, clusters, confidence)}
+    decided_in: dict = field(default_factory=dict)  # method -> (view its clusters were decided in, description)
+
+
+def record(found, method, rows, assignments, probe, t, view, family):
+    """Add one method's rows and clusters to `found`, write its clusters file and language_metrics.csv
+    (rewritten after every method: an interrupted run keeps what it finished), print its line."""
+    segments = found.segments
+    rows = with_song_scores(rows, assignments, segments, probe, family)
+    found.rows.append(rows)
+    found.assignments[method] = assignments
+    found.decided_in[method] = (view, rows["features"].iloc[0])
+    common.write_csv(common.clusters_path(found.results_dir, method),
+                     metrics.clusters_frame(segments["segment_id"], assignments))
+    common.write_csv(common.metrics_dir(found.results_dir) / common.LANGUAGE_METRICS_FILE,
+                     pd.concat(found.rows, ignore_index=True))
+    m = rows[["acc", "nmi", "song_acc"]].mean()
+    print(f"{method:<24s} acc {m['acc']:.4f} ± {rows['acc'].std(ddof=1):.4f}  nmi {m['nmi']:.4f}  "
+          f"song_acc {m['song_acc']:.4f}  probe {probe.get('probe_acc', np.nan):.4f} / held-out singers "
+          f"{probe.get('probe_acc_artist', np.nan):.4f}  [{family}]  ({time.time() - t:.1f} s)")
+
+
+def read_corpus(data_dir, n_clusters):
+    """(segments with "" for a missing language, labelled mask, k, songs.csv or None), after the checks
+    and the opening line."""
     _, segments = common.load_features(data_dir)
     mask = is_labelled(segments["language"])
     segments["language"] = segments["language"].where(mask, "").astype(str)
@@ -401,77 +428,67 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
           + (f"{mask.sum()} segments labelled ({', '.join(languages)}), majority-class rate "
              f"{metrics.majority_rate(labels[mask]):.4f}" if mask.any() else "no labels: nothing is scored")
           + f". {metrics.silhouette_note(n)}")
-    can_probe = len(languages) >= 2
+    return segments, mask, k, songs
 
-    mdir = common.metrics_dir(results_dir)
-    all_rows, probes, assignments_by_method, views, song_answers = [], {}, {}, {}, {}
-    decided_in = {}  # method -> (name of the view its clusters were decided in, description)
 
-    def record(method, rows, assignments, probe, t, view, family):
-        rows = with_song_scores(rows, assignments, segments, probe, family)
-        all_rows.append(rows)
-        assignments_by_method[method] = assignments
-        decided_in[method] = (view, rows["features"].iloc[0])
-        common.write_csv(common.clusters_path(results_dir, method),
-                         metrics.clusters_frame(segments["segment_id"], assignments))
-        # rewritten after every method: an interrupted run keeps what it finished
-        common.write_csv(mdir / METRICS_FILE, pd.concat(all_rows, ignore_index=True))
-        m = rows[["acc", "nmi", "song_acc"]].mean()
-        print(f"{method:<24s} acc {m['acc']:.4f} ± {rows['acc'].std(ddof=1):.4f}  nmi {m['nmi']:.4f}  "
-              f"song_acc {m['song_acc']:.4f}  probe {probe.get('probe_acc', np.nan):.4f} / held-out singers "
-              f"{probe.get('probe_acc_artist', np.nan):.4f}  [{family}]  ({time.time() - t:.1f} s)")
+def analyze_set(found, name, path, mask, can_probe, seed, k):
+    """One feature set: its probe (language_probes.csv), then <set>_kmeans and <set>_songs."""
+    segments, n = found.segments, len(found.segments)
+    t = time.time()
+    x = np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32).reshape(n, -1)
+    if not np.isfinite(x).all():
+        print(f"skipped {name}: {path} holds NaN or infinite values; rebuild it")
+        return
+    desc = describe(name, x.shape[1], read_sidecar(path))
+    family = pretrained(name)
+    probe = diagnostics.probe_scores(x[mask], segments[mask]) if can_probe else {}
+    found.probes[name] = {"features": name, "description": desc, "dim": x.shape[1], "pretrained": family, **probe}
+    common.write_csv(common.metrics_dir(found.results_dir) / common.PROBES_FILE,
+                     pd.DataFrame(list(found.probes.values())))
+    x, desc, standardize = prepare(name, x, desc)
+    z = found.views[name] = cluster_view(x, seed, standardize=standardize)
+    rows, assignments = kmeans_rows(z, segments, f"{name}_kmeans", f"{desc}, {'standardized' if standardize else 'centred'}, PCA {z.shape[1]}",
+                                    seed, k)
+    found.song_answers[f"{name}_kmeans"] = majority_songs(assignments, segments)
+    record(found, f"{name}_kmeans", rows, assignments, probe, t, name, family)
+    t = time.time()
+    rows, assignments, per_song = song_rows(x, segments, f"{name}_songs", desc, seed, k, standardize)
+    found.song_answers[f"{name}_songs"] = per_song
+    record(found, f"{name}_songs", rows, assignments, probe, t, name, family)
 
-    expected, _ = common.corpus_fingerprint(data_dir, segments)
-    found = discover_sets(data_dir, n, sets)
-    if len(found) == 1 and not sets:
-        print(f"note: only the report's MFCC found; the language feature sets (Whisper, REPET-SIM, VTLN, ...) "
-              f"are made by `python build_features.py --data-dir {data_dir}`")
-    for name, path in found:
-        t = time.time()
-        if name != REPORT_SET and not fingerprint_matches(path, expected, data_dir):
-            continue
-        x = np.asarray(np.load(path, mmap_mode="r"), dtype=np.float32).reshape(n, -1)
-        if not np.isfinite(x).all():
-            print(f"skipped {name}: {path} holds NaN or infinite values; rebuild it")
-            continue
-        desc = describe(name, x.shape[1])
-        family = pretrained(name)
-        probe = diagnostics.probe_scores(x[mask], segments[mask]) if can_probe else {}
-        probes[name] = {"features": name, "description": desc, "dim": x.shape[1], "pretrained": family, **probe}
-        common.write_csv(mdir / PROBES_FILE, pd.DataFrame(list(probes.values())))
-        x, desc, standardize = prepare(name, x, desc)
-        z = views[name] = cluster_view(x, seed, standardize=standardize)
-        rows, assignments = kmeans_rows(z, segments, f"{name}_kmeans", f"{desc}, {'standardized' if standardize else 'centred'}, PCA {z.shape[1]}",
-                                        seed, k)
-        song_answers[f"{name}_kmeans"] = majority_songs(assignments, segments)
-        record(f"{name}_kmeans", rows, assignments, probe, t, name, family)
-        t = time.time()
-        rows, assignments, per_song = song_rows(x, segments, f"{name}_songs", desc, seed, k, standardize)
-        song_answers[f"{name}_songs"] = per_song
-        record(f"{name}_songs", rows, assignments, probe, t, name, family)
 
-    for over, profile in MERGES:  # many clusters first, then one per language
-        if over not in views or profile not in views:
+def analyze_merges(found, seed, k):
+    """The MERGES whose two sets were analyzed: many clusters first, then one per language."""
+    for over, profile in MERGES:
+        if over not in found.views or profile not in found.views:
             continue
         t = time.time()
         desc = (f"{{k_over}} K-Means clusters of {over} (standardized, PCA), merged by their mean "
                 f"{profile} (standardized, PCA)")
-        rows, assignments = merge_rows(views[over], views[profile], segments, f"{profile}_merge", desc, seed, k)
-        song_answers[f"{profile}_merge"] = majority_songs(assignments, segments)
-        record(f"{profile}_merge", rows, assignments, probes[profile], t, profile, "none")
-    if not all_rows:
-        raise PipelineError(f"no feature set to analyze in {common.features_dir(data_dir)}")
+        rows, assignments = merge_rows(found.views[over], found.views[profile], found.segments, f"{profile}_merge",
+                                       desc, seed, k)
+        found.song_answers[f"{profile}_merge"] = majority_songs(assignments, found.segments)
+        record(found, f"{profile}_merge", rows, assignments, found.probes[profile], t, profile, "none")
 
-    ref = whisper_reference(data_dir, segments) if "whisper_lang" in views else None
-    if ref is not None:  # a reference row: told the two languages, so uses_labels
-        clusters, desc = ref
-        row = pd.DataFrame([{"method": REFERENCE_METHOD, "features": desc, "uses_labels": True,
-                             **scored(views["whisper_lang"], labels, mask, clusters, seed=seed),
-                             "n_segments": n, "seed": seed}])
-        record(REFERENCE_METHOD, row, {seed: clusters}, probes["whisper_lang"], time.time(), "whisper_lang",
-               "language-labels")
 
-    # what the clusters follow: ours, and every other stage's cluster files found
+def add_whisper_reference(found, data_dir, mask, seed):
+    """Whisper's own language ID as a reference row: told the languages, so uses_labels."""
+    ref = whisper_reference(data_dir, found.segments) if "whisper_lang" in found.views else None
+    if ref is None:
+        return
+    clusters, desc = ref
+    labels, n = found.segments["language"].to_numpy(), len(found.segments)
+    row = pd.DataFrame([{"method": REFERENCE_METHOD, "features": desc, "uses_labels": True,
+                         **scored(found.views["whisper_lang"], labels, mask, clusters, seed=seed),
+                         "n_segments": n, "seed": seed}])
+    record(found, REFERENCE_METHOD, row, {seed: clusters}, found.probes["whisper_lang"], time.time(), "whisper_lang",
+           "language-labels")
+
+
+def write_confounds(found, data_dir, songs, mask):
+    """confounds.csv and its heat-map: what the clusters follow, ours and every other stage's cluster
+    files found. Returns (the table indexed by method, the figure's path)."""
+    segments, results_dir = found.segments, found.results_dir
     columns = diagnostics.confound_columns(segments, songs)
     for p in sorted(common.features_dir(data_dir).glob("vtln_*.csv")):
         a = pd.read_csv(p, dtype={"song_id": str}).set_index("song_id")["alpha"]
@@ -480,49 +497,89 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
             columns[p.stem + "_alpha"] = diagnostics.binned(warp).to_numpy()
     if not mask.any():
         columns = columns.drop(columns=[c for c in ("language", "artist_within_language") if c in columns])
-    others = load_cluster_files(results_dir, segments, skip=set(assignments_by_method))
-    table = confound_table({**others, **assignments_by_method}, columns)
-    common.write_csv(mdir / CONFOUNDS_FILE, table.round(4))
+    others = load_cluster_files(results_dir, segments, skip=set(found.assignments))
+    table = confound_table({**others, **found.assignments}, columns)
+    common.write_csv(common.metrics_dir(results_dir) / common.CONFOUNDS_FILE, table.round(4))
     heat = table.set_index("method").drop(columns="n_seeds")
     fig = common.figures_dir(results_dir) / HEATMAP_FILE
     diagnostics.confounds_heatmap(heat, fig)
+    return heat, fig
 
-    rows = pd.concat(all_rows, ignore_index=True)
-    declared = write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir, k)
-    summary = rows[~rows["uses_labels"]].groupby("method", sort=False)[["acc", "song_acc"]].mean()
-    figs = [fig]
+
+def best_and_figures(found, rows, heat, declared, mask, can_probe, seed):
+    """Say which method is best by acc and what else its clusters follow; draw the probes chart, the
+    figures of the best and declared methods and the report's representation, and the comparison
+    chart. Returns the figures drawn (None where one was not)."""
     import plots
-    if mask.any() and summary["acc"].notna().any():
-        best = summary["acc"].idxmax()
-        print(f"best clustering by acc (chosen with the labels): {best} (acc {summary.loc[best, 'acc']:.4f}, "
-              f"song_acc {summary.loc[best, 'song_acc']:.4f})")
-        if "language" in heat.columns:
-            top = heat.loc[best].drop("language").sort_values(ascending=False)
-            print(f"what {best}'s clusters follow besides language (NMI): "
-                  + ", ".join(f"{c} {v:.2f}" for c, v in top.head(4).items()))
-        majority = metrics.majority_rate(labels[mask])
-        if can_probe:
-            figs.append(plots.probes_chart(pd.DataFrame(list(probes.values())),
-                                           common.figures_dir(results_dir) / PROBES_FIGURE, majority))
-        # figures: the best and the declared methods beside the report's representation
-        for method in dict.fromkeys([best, *declared.values(), f"{REPORT_SET}_kmeans"]):
-            if method in decided_in and method in assignments_by_method:
-                view, desc = decided_in[method]
-                # the figures show the labelled segments (all of them when every song is labelled)
-                figs += plots.method_figures(method, views[view][mask], desc, segments[mask].reset_index(drop=True),
-                                             {s: c[mask] for s, c in assignments_by_method[method].items()},
-                                             seed, results_dir)
-        figs.append(plots.comparison_from_results(results_dir, majority))
-    print(f"metrics: {mdir / METRICS_FILE}, {mdir / PROBES_FILE}, {mdir / CONFOUNDS_FILE}, {mdir / DECLARED_FILE}; "
-          f"{sum(f is not None for f in figs)} figures in {common.figures_dir(results_dir)} "
-          f"({time.time() - t0:.0f} s)")
-    try:  # keep results/REPORT.md current, as every analysis stage does
+    segments, results_dir = found.segments, found.results_dir
+    labels = segments["language"].to_numpy()
+    summary = rows[~rows["uses_labels"]].groupby("method", sort=False)[["acc", "song_acc"]].mean()
+    if not (mask.any() and summary["acc"].notna().any()):
+        return []
+    figs = []
+    best = summary["acc"].idxmax()
+    print(f"best clustering by acc (chosen with the labels): {best} (acc {summary.loc[best, 'acc']:.4f}, "
+          f"song_acc {summary.loc[best, 'song_acc']:.4f})")
+    if "language" in heat.columns:
+        top = heat.loc[best].drop("language").sort_values(ascending=False)
+        print(f"what {best}'s clusters follow besides language (NMI): "
+              + ", ".join(f"{c} {v:.2f}" for c, v in top.head(4).items()))
+    majority = metrics.majority_rate(labels[mask])
+    if can_probe:
+        figs.append(plots.probes_chart(pd.DataFrame(list(found.probes.values())),
+                                       common.figures_dir(results_dir) / PROBES_FIGURE, majority))
+    # figures: the best and the declared methods beside the report's representation
+    for method in dict.fromkeys([best, *declared.values(), f"{common.REPORT_MFCC}_kmeans"]):
+        if method in found.decided_in and method in found.assignments:
+            view, desc = found.decided_in[method]
+            # the figures show the labelled segments (all of them when every song is labelled)
+            figs += plots.method_figures(method, found.views[view][mask], desc, segments[mask].reset_index(drop=True),
+                                         {s: c[mask] for s, c in found.assignments[method].items()},
+                                         seed, results_dir)
+    figs.append(plots.comparison_from_results(results_dir, majority))
+    return figs
+
+
+def refresh_report(data_dir, results_dir, seed, sets):
+    """Keep results/REPORT.md current, as every analysis stage does."""
+    try:
         import report
         report.record_command(results_dir, __file__, data_dir, seed,
                               ["--sets", ",".join(sets)] if sets else ())
         report.write_report(data_dir, results_dir)
     except Exception as e:
         print(f"note: REPORT.md not refreshed ({e})")
+
+
+def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
+    """Every step, in order: the corpus, each feature set, the merges, Whisper's reference, the
+    confounds, the declared methods, the figures, the report. Returns every metrics row."""
+    t0 = time.time()
+    common.seed_everything(seed)
+    segments, mask, k, songs = read_corpus(data_dir, n_clusters)
+    can_probe = len(set(segments["language"][mask])) >= 2
+    found = Findings(segments, results_dir)
+    expected, _ = common.corpus_fingerprint(data_dir, segments)
+    sets_found = discover_sets(data_dir, len(segments), sets)
+    if len(sets_found) == 1 and not sets:
+        print(f"note: only the report's MFCC found; the language feature sets (Whisper, REPET-SIM, VTLN, ...) "
+              f"are made by `python build_features.py --data-dir {data_dir}`")
+    for name, path in sets_found:
+        if name == common.REPORT_MFCC or fingerprint_matches(path, expected, data_dir):
+            analyze_set(found, name, path, mask, can_probe, seed, k)
+    analyze_merges(found, seed, k)
+    if not found.rows:
+        raise PipelineError(f"no feature set to analyze in {common.features_dir(data_dir)}")
+    add_whisper_reference(found, data_dir, mask, seed)
+    heat, fig = write_confounds(found, data_dir, songs, mask)
+    rows = pd.concat(found.rows, ignore_index=True)
+    declared = write_declared(rows, found.song_answers, segments, songs, seed, results_dir, data_dir, k)
+    figs = [fig] + best_and_figures(found, rows, heat, declared, mask, can_probe, seed)
+    mdir = common.metrics_dir(results_dir)
+    print(f"metrics: {mdir / common.LANGUAGE_METRICS_FILE}, {mdir / common.PROBES_FILE}, {mdir / common.CONFOUNDS_FILE}, "
+          f"{mdir / common.DECLARED_FILE}; {sum(f is not None for f in figs)} figures in "
+          f"{common.figures_dir(results_dir)} ({time.time() - t0:.0f} s)")
+    refresh_report(data_dir, results_dir, seed, sets)
     return rows
 
 
@@ -597,12 +654,12 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
                     "n_scored": int(r["n_scored"].iloc[0])})
         print(f"declared {role}: {method} [{r['pretrained'].iloc[0]}] song_acc {spread['song_acc'].mean():.4f} ± "
               f"{spread['song_acc'].std(ddof=1):.4f} ({over}), artist bootstrap 95 % [{lo:.3f}, {hi:.3f}]")
-    common.write_csv(common.metrics_dir(results_dir) / DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
+    common.write_csv(common.metrics_dir(results_dir) / common.DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
     answer = declared.get("language_method") or declared.get("label_free_method")
     if answer in song_answers:
         t = song_languages(song_answers[answer][seed], segments, songs)
-        path = common.Path(results_dir) / SONG_LANGUAGES_FILE
-        common.write_csv(path, t[SONG_COLUMNS].sort_values(["cluster", "confidence"], ascending=[True, False]))
+        path = common.Path(results_dir) / common.SONG_LANGUAGES_FILE
+        common.write_csv(path, t[common.SONG_LANGUAGE_COLUMNS].sort_values(["cluster", "confidence"], ascending=[True, False]))
         sizes = t["cluster"].value_counts().sort_index()
         print(f"answer per song ({answer}): {path} — " + ", ".join(f"{c}: {v} songs" for c, v in sizes.items()))
     return declared
@@ -611,7 +668,7 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
 def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed and PCA seed")
-    p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {REPORT_SET} and "
+    p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {common.REPORT_MFCC} and "
                                               f"every data/features/<name>.npy)")
     p.add_argument("--n-clusters", type=int, default=None,
                    help=f"clusters to find (default: the labelled languages if every song has one, else metrics.N_LANGUAGES = {metrics.N_LANGUAGES})")

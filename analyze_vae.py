@@ -15,6 +15,7 @@ import common
 import metrics
 import plots
 import report
+import training
 from common import PipelineError
 
 # ----------------------------------------------------------------------------
@@ -30,13 +31,13 @@ def analyze(data_dir, results_dir, seed=SEED, n_clusters=None):
     mfcc, segments = common.load_features(data_dir)
     k = metrics.n_clusters(segments, n_clusters)
     metrics.check_labels(segments, k, common.segments_path(data_dir))
-    z = metrics.load_latents(data_dir, results_dir, MODEL, len(segments))
+    z = training.load_latents(data_dir, results_dir, MODEL, len(segments))
     if z is None:
         raise PipelineError(f"nothing to analyze without {common.latents_path(results_dir, MODEL)}: "
                             f"run `python train_vae.py --data-dir {data_dir} --results-dir {results_dir}` first")
     print(metrics.silhouette_note(len(z)))
     desc = f"{MODEL} latents ({z.shape[1]}-d)"  # the same words as analyze_advanced.py
-    rows, assignments = metrics.evaluate(MODEL, z, segments, desc, metrics.model_uses_labels(results_dir, MODEL),
+    rows, assignments = metrics.evaluate(MODEL, z, segments, desc, training.model_uses_labels(results_dir, MODEL),
                                          results_dir, seed, k=k)
     common.write_csv(common.metrics_dir(results_dir) / METRICS_FILE, rows)
     figures = plots.method_figures(MODEL, z, desc, segments, assignments, seed, results_dir)

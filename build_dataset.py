@@ -81,10 +81,6 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")  # a song_id usable 
 
 # ----------------------------------------------------------------------------
 # paths of this stage's own intermediate files
-def audio_path(data_dir, song_id):
-    return Path(data_dir) / "audio" / f"{song_id}.wav"
-
-
 def record_path(data_dir, song_id):
     """Where data/audio/<song_id>.wav came from (and what yt-dlp resolved), for re-runs."""
     return Path(data_dir) / "sources" / f"{song_id}.json"
@@ -112,7 +108,7 @@ def is_acquired(song, data_dir):
 
     A changed query/url, or a local file edited since, means acquiring it again.
     """
-    if not audio_path(data_dir, song["song_id"]).exists():
+    if not common.audio_path(data_dir, song["song_id"]).exists():
         return False
     rec = read_record(data_dir, song["song_id"])
     if rec is None:
@@ -454,7 +450,7 @@ def download(song, data_dir, ffmpeg, cookies=COOKIES_FILE, max_seconds=MAX_SONG_
             "track": info.get("track") or "",
             "artist": info.get("artist") or info.get("creator") or info.get("uploader") or "",
         }
-        write_wav(audio_path(data_dir, song["song_id"]), y)
+        write_wav(common.audio_path(data_dir, song["song_id"]), y)
         write_record(data_dir, song["song_id"], resolved)  # after the WAV: a stale record means "redo"
     return resolved
 
@@ -561,7 +557,7 @@ def process_song(song, data_dir, cfg, ffmpeg):
     """
     sid = song["song_id"]
     out = {"song_id": sid, "duration_s": None, "n_segments": 0, "failures": [], "cached": False}
-    wav = audio_path(data_dir, sid)
+    wav = common.audio_path(data_dir, sid)
     try:
         if not is_acquired(song, data_dir):
             if song["kind"] != "path":  # a download that did not happen this run

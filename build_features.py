@@ -37,7 +37,6 @@ and whose config hash matches is skipped. data/features/vtln_<source>.csv keeps 
 warp factor.
 """
 import argparse
-import hashlib
 import json
 import multiprocessing
 import os
@@ -134,6 +133,22 @@ def parse_name(name):
     return source, vtln, kind
 
 
+# what a set's .json says of it in words, so a reader (analyze_language.py) needs no import of this script
+SOURCE_WORDS = {"mix": "the mix", "fg": "the REPET-SIM vocal foreground", "bg": "the REPET-SIM background"}
+KIND_WORDS = {"stats": "mean+std of cepstra and deltas", "stats_cmn": "mean+std of song-CMN cepstra and deltas",
+              "bow": "TF-IDF codeword histogram", "bigram": "TF-IDF unit-bigram histogram"}
+
+
+def set_fields(name):
+    """What a reader needs of a set without importing this script, written into its .json: source,
+    vtln, kind, order (its place in FEATURE_SETS) and, for the cepstral sets, a one-line description."""
+    source, vtln, kind = parse_name(name)
+    fields = {"source": source, "vtln": vtln, "kind": kind,
+              "order": FEATURE_SETS.index(name) if name in FEATURE_SETS else len(FEATURE_SETS)}
+    if source in SOURCE_WORDS and kind in KIND_WORDS:
+        fields["description"] = f"{KIND_WORDS[kind]} of {SOURCE_WORDS[source]}{', VTLN-warped' if vtln else ''}"
+    return fields
+
 def frame_config():
     return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": N_MELS,
             "fmax": FMAX, "n_ceps": N_CEPS, "top_db": TOP_DB, "repet_width_s": REPET_WIDTH_S,
@@ -163,10 +178,6 @@ def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identi
                    codebook_drop_c0=CODEBOOK_DROP_C0, codebook_batch=CODEBOOK_BATCH,
                    codebook_n_init=CODEBOOK_N_INIT, tfidf_sublinear=TFIDF_SUBLINEAR, seed=seed)
     return cfg
-
-
-def digest(obj):
-    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------
@@ -479,14 +490,8 @@ def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM 
     return failed
 
 
-def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
-          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None):
-    """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
-    stay in any case); returns {name: path} written."""
-    names = list(names or FEATURE_SETS)
-    workers = common.check_workers(workers)
-    for n in names:
-        parse_name(n)
+def read_segments(data_dir):
+    """segments.csv, checked for what the sets need (ids, song ids, starts, at least one row)."""
     sp = common.segments_path(data_dir)
     fix = f"run `python build_dataset.py --data-dir {data_dir}` first"
     if not sp.exists():
@@ -497,45 +502,43 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
             raise PipelineError(f"{sp} lacks column {col!r}: {fix}")
     if len(segments) == 0:
         raise PipelineError(f"{sp} holds no segments: {fix}")
-    fingerprint, song_audio = common.corpus_fingerprint(data_dir, segments)
-    model_identity = None
-    if any(n in WHISPER_SETS for n in names):
-        import whisper_features
-        model_path, model_identity = whisper_features.resolve_model(whisper_model)
+    return segments
 
-    feat_dir = common.features_dir(data_dir)  # the caches
-    out_dir = Path(out_dir) if out_dir is not None else feat_dir  # the sets
-    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
+
+def sets_to_build(names, configs, out_dir, n_segments):
+    """The names whose .npy is missing, of another length, or made with another config (by its hash)."""
     todo = []
     for n in names:
         try:
-            done = (json.loads((out_dir / f"{n}.json").read_text()).get("hash") == digest(configs[n])
-                    and np.load(out_dir / f"{n}.npy", mmap_mode="r").shape[0] == len(segments))
+            done = (json.loads((out_dir / f"{n}.json").read_text()).get("hash") == common.digest(configs[n])
+                    and np.load(out_dir / f"{n}.npy", mmap_mode="r").shape[0] == n_segments)
         except Exception:
             done = False
         if done:
             print(f"{n}: up to date ({out_dir / (n + '.npy')})")
         else:
             todo.append(n)
-    if not todo:
-        return {}
+    return todo
 
-    # 1) frames per song, in parallel, cached; the cache entry holds the audio's fingerprint
-    songs = list(dict.fromkeys(segments["song_id"]))  # in segments.csv order
+
+def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers, whisper_model,
+                model_path, model_identity):
+    """Step 1: every song's frames (and Whisper states) into the per-song caches, in parallel; the
+    cache entry holds the audio's fingerprint. Returns (frame cache folder, Whisper cache folder or
+    None); raises when a song could not be read (the rows must match segments.csv)."""
+    feat_dir = common.features_dir(data_dir)
     wavs = {s: str(common.audio_path(data_dir, s)) for s in songs}
     failed = {}
     for s in songs:
         if song_audio[s] is None:
             failed[s] = (wavs[s], "audio file not found")
             common.log_failure(data_dir, STAGE, s, wavs[s], "audio file not found")
-    todo_sets = [n for n in todo if n not in WHISPER_SETS]
-    whisper_sets = [n for n in todo if n in WHISPER_SETS]
-    cache_dir = feat_dir / f"frames_{digest(frame_config())}"
+    cache_dir = feat_dir / f"frames_{common.digest(frame_config())}"
     if todo_sets and not failed:
         cache_dir.mkdir(parents=True, exist_ok=True)
         jobs = [(s, wavs[s], song_audio[s], cache_dir) for s in songs]
         failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir)
-    whisper_dir = feat_dir / f"whisper_{digest(whisper_config(model_identity))}" if whisper_sets else None
+    whisper_dir = feat_dir / f"whisper_{common.digest(whisper_config(model_identity))}" if whisper_sets else None
     if whisper_sets and not failed:
         whisper_dir.mkdir(parents=True, exist_ok=True)
         starts_of = segments.groupby("song_id", sort=False)["start_s"].apply(list)
@@ -547,17 +550,13 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     if failed:
         raise PipelineError(
             f"{len(failed)} of {len(songs)} songs could not be read (see {common.failures_path(data_dir)}); "
-            f"their segments are in {sp}, so no feature file was written (the rows must match). "
-            f"Finished songs are cached: fix the audio or re-run build_dataset.py, then re-run this")
+            f"their segments are in {common.segments_path(data_dir)}, so no feature file was written (the rows "
+            f"must match). Finished songs are cached: fix the audio or re-run build_dataset.py, then re-run this")
+    return cache_dir, whisper_dir
 
-    # 2) song-level warps, codebooks, then every set song by song
-    rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
-    starts = segments["start_s"].to_numpy()
-    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, out_dir,
-                                 data_dir)
-    parsed = {n: parse_name(n) for n in todo_sets}
-    if not parsed:
-        return written
+
+def vtln_warps(parsed, songs, cache_dir, out_dir):
+    """{source: {song: warp matrix}} for every source a VTLN set needs; writes vtln_<source>.csv."""
     warps = {}
     for src in sorted({src for src, vtln, _ in parsed.values() if vtln}):
         env = {s: song_envelope(load_song(cache_dir, s)[src]) for s in tqdm(songs, desc=f"VTLN {src}", unit="song")}
@@ -569,41 +568,52 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         edge = sum(a in (min(VTLN_ALPHAS), max(VTLN_ALPHAS)) for a in alpha.values())
         print(f"VTLN {src}: warp factors {min(alpha.values()):.2f} .. {max(alpha.values()):.2f} (median 1; "
               f"{edge} of {len(songs)} songs on an end of VTLN_ALPHAS) -> {out_dir / f'vtln_{src}.csv'}")
+    return warps
 
-    def frames_for(song, sid, src, vtln, kind):
-        if kind in ("stats", "stats_cmn"):
-            return frame_matrix(song[src], kind == "stats_cmn", warps[src][sid] if vtln else None)
-        return frame_matrix(song[src], CODEBOOK_CMN, warps[src][sid] if vtln else None, CODEBOOK_DROP_C0)
 
+def frames_for(song, sid, src, vtln, kind, warps):
+    """The frame matrix a set of this kind reads from one song's cached cepstra."""
+    if kind in ("stats", "stats_cmn"):
+        return frame_matrix(song[src], kind == "stats_cmn", warps[src][sid] if vtln else None)
+    return frame_matrix(song[src], CODEBOOK_CMN, warps[src][sid] if vtln else None, CODEBOOK_DROP_C0)
+
+
+def learn_codebooks(parsed, songs, rows_of, starts, cache_dir, warps, seed, codebook_size, bigram_size):
+    """{(source, vtln, kind): codebook} for the bow and bigram sets, from frames sampled uniformly
+    (seeded) from the whole corpus (every segment's frames)."""
     codebooks = {}
     need = sorted({(src, vtln, kind) for src, vtln, kind in parsed.values() if kind in ("bow", "bigram")})
-    if need:
-        # frames sampled uniformly from the whole corpus (every segment's frames), seeded
-        total = 0
-        for s in songs:
-            with np.load(song_cache_path(cache_dir, s)) as z:
-                T = z["mix"].shape[1]
-            total += sum(b - a for a, b in segment_slices(starts[rows_of[s]], T))
-        frac = min(1.0, CODEBOOK_FRAMES / max(total, 1))
-        rng = np.random.default_rng(seed)
-        samples = {(src, vtln): [] for src, vtln, _ in need}
-        for s in tqdm(songs, desc="codebook frames", unit="song"):
-            song = load_song(cache_dir, s)
-            idx = np.concatenate([np.arange(a, b) for a, b in segment_slices(starts[rows_of[s]], song["mix"].shape[1])])
-            pick = idx[rng.random(len(idx)) < frac]
-            for src, vtln in samples:
-                samples[(src, vtln)].append(frames_for(song, s, src, vtln, "bow")[pick])
-        for src, vtln, kind in need:
-            k = codebook_size if kind == "bow" else bigram_size
-            x = np.concatenate(samples[(src, vtln)])
-            codebooks[(src, vtln, kind)] = learn_codebook(x, k, seed)
-            print(f"codebook {src}{' vtln' if vtln else ''} {kind}: {min(k, len(x))} codewords from {len(x)} frames")
+    if not need:
+        return codebooks
+    total = 0
+    for s in songs:
+        with np.load(song_cache_path(cache_dir, s)) as z:
+            T = z["mix"].shape[1]
+        total += sum(b - a for a, b in segment_slices(starts[rows_of[s]], T))
+    frac = min(1.0, CODEBOOK_FRAMES / max(total, 1))
+    rng = np.random.default_rng(seed)
+    samples = {(src, vtln): [] for src, vtln, _ in need}
+    for s in tqdm(songs, desc="codebook frames", unit="song"):
+        song = load_song(cache_dir, s)
+        idx = np.concatenate([np.arange(a, b) for a, b in segment_slices(starts[rows_of[s]], song["mix"].shape[1])])
+        pick = idx[rng.random(len(idx)) < frac]
+        for src, vtln in samples:
+            samples[(src, vtln)].append(frames_for(song, s, src, vtln, "bow", warps)[pick])
+    for src, vtln, kind in need:
+        k = codebook_size if kind == "bow" else bigram_size
+        x = np.concatenate(samples[(src, vtln)])
+        codebooks[(src, vtln, kind)] = learn_codebook(x, k, seed)
+        print(f"codebook {src}{' vtln' if vtln else ''} {kind}: {min(k, len(x))} codewords from {len(x)} frames")
+    return codebooks
 
+
+def segment_features(parsed, songs, rows_of, starts, cache_dir, warps, codebooks, n_segments):
+    """{name: (N, dim) float64}: every set, song by song (pooled stats, or codeword / bigram counts)."""
     out = {}
     for n, (src, vtln, kind) in parsed.items():
         k = len(codebooks[(src, vtln, kind)][2]) if kind in ("bow", "bigram") else 0
         dim = {"bow": k, "bigram": k * k}.get(kind, 4 * N_CEPS)
-        out[n] = np.zeros((len(segments), dim), dtype=np.float64)
+        out[n] = np.zeros((n_segments, dim), dtype=np.float64)
     for s in tqdm(songs, desc="segment features", unit="song"):
         song = load_song(cache_dir, s)
         sl = segment_slices(starts[rows_of[s]], song["mix"].shape[1])
@@ -611,7 +621,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         for n, (src, vtln, kind) in parsed.items():
             key = (src, vtln, kind if kind in ("stats", "stats_cmn") else "codes")
             if key not in mats:
-                mats[key] = frames_for(song, s, src, vtln, kind)
+                mats[key] = frames_for(song, s, src, vtln, kind, warps)
             for row, (a, b) in zip(rows_of[s], sl):
                 seg = mats[key][a:b]
                 if kind in ("stats", "stats_cmn"):
@@ -621,7 +631,47 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
                     codes = assign_codes(seg, cb)
                     out[n][row] = (code_histogram(codes, len(cb[2])) if kind == "bow"
                                    else bigram_counts(codes, len(cb[2])))
+    return out
 
+
+def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
+          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None):
+    """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
+    stay in any case); returns {name: path} written."""
+    names = list(names or FEATURE_SETS)
+    workers = common.check_workers(workers)
+    for n in names:
+        parse_name(n)
+    segments = read_segments(data_dir)
+    fingerprint, song_audio = common.corpus_fingerprint(data_dir, segments)
+    model_path = model_identity = None
+    if any(n in WHISPER_SETS for n in names):
+        import whisper_features
+        model_path, model_identity = whisper_features.resolve_model(whisper_model)
+    out_dir = Path(out_dir) if out_dir is not None else common.features_dir(data_dir)  # the sets
+    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
+    todo = sets_to_build(names, configs, out_dir, len(segments))
+    if not todo:
+        return {}
+
+    # 1) frames (and Whisper states) per song, in parallel, cached
+    songs = list(dict.fromkeys(segments["song_id"]))  # in segments.csv order
+    todo_sets = [n for n in todo if n not in WHISPER_SETS]
+    whisper_sets = [n for n in todo if n in WHISPER_SETS]
+    cache_dir, whisper_dir = cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers,
+                                         whisper_model, model_path, model_identity)
+
+    # 2) song-level warps, codebooks, then every set song by song
+    rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
+    starts = segments["start_s"].to_numpy()
+    written = write_whisper_sets(whisper_sets, whisper_dir, songs, rows_of, len(segments), configs, out_dir,
+                                 data_dir)
+    parsed = {n: parse_name(n) for n in todo_sets}
+    if not parsed:
+        return written
+    warps = vtln_warps(parsed, songs, cache_dir, out_dir)
+    codebooks = learn_codebooks(parsed, songs, rows_of, starts, cache_dir, warps, seed, codebook_size, bigram_size)
+    out = segment_features(parsed, songs, rows_of, starts, cache_dir, warps, codebooks, len(segments))
     for n, (src, vtln, kind) in parsed.items():
         x = tfidf(out[n]) if kind in ("bow", "bigram") else out[n].astype(np.float32)
         written[n] = write_set(out_dir, n, x, configs[n], data_dir)
@@ -643,11 +693,11 @@ def build_spread(data_dir, names, seeds=SPREAD_SEEDS, **kw):
 
 
 def write_set(feat_dir, name, x, config, data_dir, **extra):
-    """data/features/<name>.npy and its .json (config, hash, and extra fields), atomically."""
+    """data/features/<name>.npy and its .json (config, hash, set_fields(name) and extra fields), atomically."""
     if not np.isfinite(x).all():
         raise PipelineError(f"{name}: non-finite values; check the songs in {common.failures_path(data_dir)}")
     common.save_npy(feat_dir / f"{name}.npy", x)
-    meta = {"hash": digest(config), "shape": list(x.shape), "config": config, **extra}
+    meta = {"hash": common.digest(config), "shape": list(x.shape), "config": config, **set_fields(name), **extra}
     with common.atomic_path(feat_dir / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     print(f"{name}: {x.shape} -> {feat_dir / (name + '.npy')}")

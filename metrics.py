@@ -1,7 +1,9 @@
 """Clustering metrics and the K-Means runs behind every metrics row, in one place.
 
-Used by analyze_vae.py, analyze_advanced.py and analyze_hybrid.py; tested in
-tests/test_metrics.py. Nothing here is a script.
+Used by analyze_vae.py, analyze_advanced.py, analyze_hybrid.py and analyze_language.py; tested in
+tests/test_metrics.py. Nothing here is a script, and nothing here reads a file: the scores are pure
+functions of arrays (as in mir_eval); reading checkpoints and latents is training.py's, naming methods
+and reading the metrics files back is tables.py's.
 
 Labels are optional: a segment whose language is empty (NaN once read) is unlabelled. Every
 K-Means clusters every segment; the label metrics (nmi, ari, purity, acc) are computed on the
@@ -18,7 +20,6 @@ Purity alone misleads: when every cluster's majority is the same language, purit
 the majority-class rate whatever the clustering does; acc does not.
 """
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,52 +53,6 @@ N_CLUSTERS_HELP = (f"clusters K-Means finds (default: the number of languages if
 # names
 METRIC_NAMES = ["silhouette", "nmi", "ari", "purity", "acc"]  # the metric columns, in table order
 LABEL_METRICS = ["nmi", "ari", "purity", "acc"]  # the ones that read the labels (empty without)
-CONDITIONAL_MODELS = {"cvae", "beta_vae"}  # models that see the language label when they encode
-
-# how each method is called in tables and figure titles (the report's Table 5.1 names)
-METHOD_TITLES = {
-    "pca_kmeans": "PCA + K-Means",
-    "mfcc_kmeans": "K-Means on raw MFCC",
-    "vae": "VAE + K-Means",
-    "autoencoder": "Autoencoder + K-Means",
-    "cvae": "CVAE + K-Means",
-    "beta_vae": "Beta-VAE + K-Means",
-    "hybrid_cvae": "Multi-Modal (CVAE+Text+Artist)",
-    "hybrid_vae": "Multi-Modal (VAE+Text+Artist)",
-    "hybrid_autoencoder": "Multi-Modal (Autoencoder+Text+Artist)",
-    "hybrid_beta_vae": "Multi-Modal (Beta-VAE+Text+Artist)",
-    "text_artist": "Text+Artist only (no audio)",
-    "beta_vae_uncond": "Beta-VAE (no label) + K-Means",
-    "pooled_vae": "Time-pooled VAE + K-Means",
-    "pooled_ae": "Time-pooled Autoencoder + K-Means",
-    "vade": "VaDE, clusters from q(c|x)",
-}
-# models that give their own clusters (train_vade.py writes their metrics): K-Means skips them
-OWN_CLUSTERS_PREFIX = "vade"
-MODEL_SEEDS_FILE = "model_seeds_metrics.csv"  # every model seed's rows, with model_seed (analyze_advanced.py)
-# results/metrics/ files that hold no metrics rows (analyze_language.py's): read_metrics skips them
-NOT_METRICS_FILES = {"language_probes.csv", "confounds.csv", "declared_methods.csv"}
-
-
-def method_title(method):
-    if method in METHOD_TITLES:
-        return METHOD_TITLES[method]
-    from models import vade_features
-    if vade_features(method) is not None:  # "vade" itself is in METHOD_TITLES
-        return f"VaDE on {vade_features(method)}, clusters from q(c|x)"
-    if method.startswith("hybrid_"):
-        return f"Multi-Modal ({method[len('hybrid_'):]}+Text+Artist)"
-    # analyze_language.py's methods: <set>_kmeans, <set>_merge
-    if method.endswith("_kmeans"):
-        return f"{method[:-len('_kmeans')]} + K-Means"
-    if method.endswith("_merge"):
-        return f"{method[:-len('_merge')]}: singer clusters merged per language"
-    if method.endswith("_songs"):
-        return f"{method[:-len('_songs')]} per song + K-Means on songs"
-    if method == "whisper_lid_reference":
-        return "Whisper's own language ID (reference, told the languages)"
-    return f"{method} + K-Means"
-
 
 # ----------------------------------------------------------------------------
 # the metrics
@@ -302,126 +257,6 @@ def check_labels(segments, k, source="segments.csv"):
     return langs
 
 
-def _latents_checked(data_dir, results_dir, model, path, retrain):
-    """Whether results/latents/<model>.npy may be used, judged by the checkpoint written with it:
-    True (one run's set, trained on the current mfcc.npy and segments.csv), False (a model given
-    the label, now that segments lack one: skipped with a line), or a PipelineError naming the
-    command that retrains. Latents without a checkpoint (made by hand) are used, with a note."""
-    import torch
-    import training
-    ckpt_path = common.model_path(results_dir, model)
-    if not ckpt_path.exists():
-        print(f"note: {ckpt_path} not found: {path} is used unchecked against the data")
-        return True
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        config, fingerprint = ckpt.get("config") or {}, ckpt.get("data_fingerprint") or {}
-    except Exception as e:
-        raise PipelineError(f"{ckpt_path} is unreadable ({type(e).__name__}): re-train with `{retrain}`") from e
-    segments = pd.read_csv(common.segments_path(data_dir), dtype={"segment_id": str, "song_id": str})
-    if config.get("conditional"):
-        problem = training.label_problem(segments, common.segments_path(data_dir))
-        if problem:
-            print(f"skipped {model}: it is given the language label of every segment, and {problem}")
-            return False
-    problem = training.set_problem(ckpt, common.losses_path(results_dir, model), path)
-    if problem:
-        raise PipelineError(f"{path} and {ckpt_path} are not one run's files: {problem}; "
-                            f"re-train with `{retrain}`")
-    features = common.features_dir(data_dir) / fingerprint.get("input_file", "mfcc.npy")
-    now = training.data_fingerprint(data_dir, segments, with_labels="languages_sha1" in fingerprint,
-                                     features_path=features) if features.exists() else {}
-    if fingerprint != now:
-        what = [name for key, name in (("input_sha1", str(features)),
-                                       ("segment_ids_sha1", "the segment ids in segments.csv"),
-                                       ("languages_sha1", "the languages in segments.csv"))
-                if fingerprint.get(key) != now.get(key)]
-        raise PipelineError(f"{path} was trained on other data than the current "
-                            f"{' and '.join(what) or 'features'} ({ckpt_path} records what it saw): "
-                            f"re-train with `{retrain}`")
-    return True
-
-
-def load_latents(data_dir, results_dir, model, n_segments):
-    """The model's latents, checked against the segments and against the checkpoint written with
-    them (the data fingerprint: mfcc.npy's bytes, segments.csv's ids, and the languages where the
-    model saw them). None (with a printed line) if the model was not trained, or is given the
-    label and some segments now have none. A mismatch stops the run, naming the command that
-    retrains: the files come from different corpora or different runs."""
-    from models import train_command
-    path = common.latents_path(results_dir, model)
-    dirs = "".join(f" --{flag} {d}" for flag, d, default in (("data-dir", data_dir, "data"),
-                                                              ("results-dir", results_dir, "results"))
-                   if str(d) != default)
-    retrain = f"{train_command(model)}{dirs}"
-    if not path.exists():
-        print(f"skipped {model}: {path} not found (train it with `{retrain}`)")
-        return None
-    try:
-        z = np.load(path)
-    except Exception as e:
-        raise PipelineError(f"{path} is unreadable ({e}): re-train with `{retrain}`") from e
-    if z.ndim != 2 or len(z) != n_segments:
-        raise PipelineError(
-            f"{path} has {len(z) if z.ndim else 0} rows but {common.segments_path(data_dir)} "
-            f"(and {common.mfcc_path(data_dir)}) has {n_segments} segments: the latents come from "
-            f"another dataset; re-train with `{retrain}`")
-    if not np.isfinite(z).all():
-        raise PipelineError(f"{path} contains NaN or infinite values: re-train with `{retrain}`")
-    if not _latents_checked(data_dir, results_dir, model, path, retrain):
-        return None
-    return z.astype(np.float32)
-
-
-def model_uses_labels(results_dir, model):
-    """True where the model saw the language label: the checkpoint's config says so
-    ("conditional"), else the model's name does (cvae, beta_vae)."""
-    path = common.model_path(results_dir, model)
-    if path.exists():
-        try:
-            import torch
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            config = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}
-            if "conditional" in config:
-                return bool(config["conditional"])
-        except Exception as e:  # an unreadable checkpoint does not stop the analysis
-            print(f"note: could not read {path} ({e}); judging uses_labels by the model's name")
-    return model in CONDITIONAL_MODELS
-
-
-def discover_models(results_dir):
-    """MODEL_NAMES first, then any other results/latents/<model>.npy, in name order; the other
-    seeds' files (<model>_seed<S>.npy, see model_seed_runs) and VaDE's (own clusters) are left out."""
-    from models import split_seeded
-    found = sorted(p.stem for p in (Path(results_dir) / "latents").glob("*.npy"))
-    found = [m for m in found if split_seeded(m)[1] is None and not m.startswith(OWN_CLUSTERS_PREFIX)]
-    return list(common.MODEL_NAMES) + [m for m in found if m not in common.MODEL_NAMES]
-
-
-def checkpoint_seed(results_dir, name):
-    """The seed in results/models/<name>.pth's config, or None."""
-    path = common.model_path(results_dir, name)
-    if path.exists():
-        try:
-            import torch
-            return torch.load(path, map_location="cpu", weights_only=True).get("config", {}).get("seed")
-        except Exception:
-            return None
-    return None
-
-
-def model_seed_runs(results_dir, model):
-    """[(model seed, file stem)] for one model: the first seed's <model> (its seed read from the
-    checkpoint, None without one), then every <model>_seed<S> whose latents exist, by seed."""
-    from models import split_seeded
-    runs = [(checkpoint_seed(results_dir, model), model)]
-    for p in (Path(results_dir) / "latents").glob(f"{model}_seed*.npy"):
-        base, s = split_seeded(p.stem)
-        if base == model and s is not None:
-            runs.append((s, p.stem))
-    return runs[:1] + sorted(runs[1:])
-
-
 # ----------------------------------------------------------------------------
 # K-Means over seeds
 def limited_threads(fn):
@@ -514,57 +349,3 @@ def summarize(rows):
             r["collapsed_fraction"] = float(g["collapsed"].astype(bool).mean())
         out.append(r)
     return pd.DataFrame(out)
-
-
-# ----------------------------------------------------------------------------
-# reading the metrics back (report.py, the comparison chart)
-METRICS_FILES = ["vae_metrics.csv", "advanced_metrics.csv", "hybrid_metrics.csv"]  # pipeline order
-# the report's Table 5.1 rows, in its order; other methods follow
-REPORT_METHODS = ["pca_kmeans", "mfcc_kmeans", "vae", "autoencoder", "cvae", "beta_vae", "hybrid_cvae"]
-
-
-ADDED_METHODS = ["hybrid_vae", "hybrid_autoencoder", "hybrid_beta_vae", "text_artist"]  # then the rest
-# columns a metrics file written before they existed may lack: {column: its value from the row}
-OPTIONAL_COLUMNS = {
-    "pretrained": lambda df: PRETRAINED,
-    "n_scored": lambda df: df["n_segments"].where(pd.to_numeric(df["acc"], errors="coerce").notna(), 0),
-}
-
-
-def method_rank(method):
-    order = REPORT_METHODS + ADDED_METHODS
-    return (order.index(method), "") if method in order else (len(order), method)
-
-
-def read_metrics(results_dir):
-    """Every results/metrics/*.csv as one DataFrame (None if there is none), methods in the
-    report's order. A method in two files (vae: analyze_vae.py and analyze_advanced.py) keeps
-    the rows of the later file in pipeline order."""
-    d = common.metrics_dir(results_dir)
-    if not d.exists():
-        return None
-    files = [d / f for f in METRICS_FILES if (d / f).exists()]
-    files += sorted(p for p in d.glob("*.csv") if p.name not in set(METRICS_FILES) | NOT_METRICS_FILES)
-    by_method = {}
-    for f in files:
-        df = pd.read_csv(f)
-        if not set(METRIC_COLUMNS) - set(OPTIONAL_COLUMNS) <= set(df.columns):
-            print(f"note: {f} lacks the metrics columns; left out")
-            continue
-        for col, default in OPTIONAL_COLUMNS.items():
-            if col not in df or df[col].isna().all():  # an older file, or a column left empty
-                df[col] = default(df)
-            else:
-                df[col] = df[col].fillna(default(df))
-        df["metrics_file"] = f.name  # report.py groups its table by where a row came from
-        for method, g in df.groupby("method", sort=False):
-            by_method[method] = g
-    if not by_method:
-        return None
-    rows = pd.concat([by_method[m] for m in sorted(by_method, key=method_rank)], ignore_index=True)
-    if "uses_metadata" in rows:
-        rows["uses_metadata"] = rows["uses_metadata"].fillna(False).astype(bool)
-    else:
-        rows["uses_metadata"] = False
-    rows["uses_labels"] = rows["uses_labels"].astype(bool)
-    return rows

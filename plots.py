@@ -19,6 +19,7 @@ from sklearn.manifold import TSNE  # noqa: E402
 
 import common  # noqa: E402
 import metrics  # noqa: E402
+import tables  # noqa: E402
 from common import N_FRAMES, N_MFCC, SEGMENT_SECONDS  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -122,12 +123,12 @@ def tsne_figures(method, features_desc, emb, idx, languages, clusters, kmeans_se
     sub = f"\n{features_desc}" + (f" ({note})" if note else "")
     colors = language_colors(languages)
     p1 = _scatter(emb, languages, {l: language_name(l) for l in colors}, colors,
-                  f"{metrics.method_title(method)}: t-SNE coloured by true language{sub}",
+                  f"{tables.method_title(method)}: t-SNE coloured by true language{sub}",
                   "language", fig_dir / f"{method}_tsne_language.png") if by_language else None
     cl = sorted(set(clusters.tolist()))
     ccolors = {c: CLUSTER_COLORS[i % len(CLUSTER_COLORS)] for i, c in enumerate(cl)}
     p2 = _scatter(emb, clusters, {c: f"cluster {c}" for c in cl}, ccolors,
-                  f"{metrics.method_title(method)}: t-SNE coloured by K-Means cluster "
+                  f"{tables.method_title(method)}: t-SNE coloured by K-Means cluster "
                   f"(seed {kmeans_seed}){sub}", "K-Means cluster", fig_dir / f"{method}_tsne_cluster.png")
     return [p for p in (p1, p2) if p is not None]
 
@@ -164,7 +165,7 @@ def composition(method, languages, clusters, kmeans_seed, fig_dir):
     pur, maj, _ = _labelled_scores(languages, clusters)
     scored = (f"purity {pur:.3f}, majority rate {maj:.3f}" if not np.isnan(pur)
               else "not scored: fewer than two languages labelled")
-    ax.set_title(f"{metrics.method_title(method)}: language composition of each cluster\n"
+    ax.set_title(f"{tables.method_title(method)}: language composition of each cluster\n"
                  f"(K-Means seed {kmeans_seed}; {scored})", fontsize=10)
     return save(fig, fig_dir / f"{method}_composition.png")
 
@@ -199,7 +200,7 @@ def confusion(method, languages, clusters, kmeans_seed, fig_dir):
     scored = f"acc {acc:.3f}" if not np.isnan(acc) else "acc not scored: one language labelled"
     of = "" if mask.all() else f"; the {mask.sum()} labelled of {len(mask)} segments"
     return count_heatmap(table[order], rows, [language_name(l) for l in lv],
-                         f"{metrics.method_title(method)}: confusion matrix after Hungarian matching\n"
+                         f"{tables.method_title(method)}: confusion matrix after Hungarian matching\n"
                          f"(K-Means seed {kmeans_seed}; {scored}{of})", "true language",
                          "K-Means cluster → matched language", fig_dir / f"{method}_confusion.png")
 
@@ -368,7 +369,7 @@ def reconstructions(model, mfcc, segments, results_dir, seed):
 def comparison(summary, path, majority=None, title="Every method on every metric"):
     """One horizontal-bar panel per metric, mean over K-Means seeds, std as error bars."""
     summary = summary.reset_index(drop=True)
-    names = [metrics.method_title(m) for m in summary["method"]]
+    names = [tables.method_title(m) for m in summary["method"]]
     meta = summary["uses_metadata"].fillna(False).astype(bool) if "uses_metadata" in summary else \
         pd.Series(False, index=summary.index)
     lab = summary["uses_labels"].astype(bool)
@@ -408,7 +409,7 @@ def comparison(summary, path, majority=None, title="Every method on every metric
 
 def comparison_from_results(results_dir, majority=None):
     """The comparison chart over every metrics CSV written so far."""
-    rows = metrics.read_metrics(results_dir)
+    rows = tables.read_metrics(results_dir)
     if rows is None:
         return None
     return comparison(metrics.summarize(rows), common.figures_dir(results_dir) / "methods_comparison.png",

@@ -15,6 +15,7 @@ import pandas as pd
 import common
 import diagnostics
 import metrics
+import tables
 
 
 def vade_features(method):
@@ -37,16 +38,10 @@ PUBLISHED = {  # method: (silhouette, nmi, ari, purity)
     "hybrid_cvae": (0.0957, 0.0333, -0.0099, 0.5743),
 }
 PUBLISHED_NAMES = {"mfcc_kmeans": "Spectral + K-Means"}  # what the report called our rows
+# analyze_language.py's files read here are named once, in common.py (LANGUAGE_METRICS_FILE, PROBES_FILE, ...)
 ANALYSIS_SCRIPTS = ["analyze_vae.py", "analyze_advanced.py", "analyze_hybrid.py", "analyze_language.py"]
-# written by analyze_language.py (results/metrics/): the probe ceilings and what clusters follow
-PROBES_FILE, CONFOUNDS_FILE = "language_probes.csv", "confounds.csv"
-DECLARED_FILE = "declared_methods.csv"  # analyze_language.py's declared methods and their spread
-REPORT_INPUT = "report_mfcc"  # analyze_language.py's name for the report's representation
 TARGET_ACC = 0.70  # issue 5's aim for the best label-free, audio-only clustering
 REPORT_SEGMENTS = 4954  # the size of the report's dataset
-LANGUAGE_METRICS_FILE = "language_metrics.csv"  # analyze_language.py's methods: their own blocks
-SONGS_FILE = "song_languages.csv"  # analyze_language.py's answer per song, in --results-dir
-SONGS_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]
 N_EXAMPLE_SONGS = 5  # per cluster: this many songs nearest its centre, and as many nearest the boundary
 SONGS_FIGURE = "song_languages_confusion.png"  # clusters x known languages, songs (plots.song_confusion)
 # the main table's blocks after the report's seven rows, in order, each with its caption
@@ -199,9 +194,9 @@ TABLE_HEADER = ["| Method | Silhouette ↑ | NMI ↑ | ARI ↑ | Purity ↑ | Ac
 
 def _block_of(r):
     """Which block of the main table a summarized method belongs to (TABLE_BLOCKS' keys)."""
-    if r["method"] in metrics.REPORT_METHODS:
+    if r["method"] in tables.REPORT_METHODS:
         return "report"
-    if r.get("metrics_file") == LANGUAGE_METRICS_FILE:
+    if r.get("metrics_file") == common.LANGUAGE_METRICS_FILE:
         return f"language:{r.get('pretrained') if isinstance(r.get('pretrained'), str) else 'none'}"
     return "metadata" if _flag(r.get("uses_metadata")) else "added"
 
@@ -212,7 +207,7 @@ def _flag(value):
 
 
 def _table_row(m, r, results_dir, all_labelled=True):
-    name = metrics.method_title(m) + ("" if m in metrics.REPORT_METHODS else " *(added)*")
+    name = tables.method_title(m) + ("" if m in tables.REPORT_METHODS else " *(added)*")
     if m in PUBLISHED_NAMES:
         name += f" (the report's \"{PUBLISHED_NAMES[m]}\")"
     if r is None:
@@ -228,7 +223,7 @@ def _table_row(m, r, results_dir, all_labelled=True):
 def _summary_line(by, results_dir):
     """One line: the declared language method (metrics/declared_methods.csv, analyze_language.py)
     against the best of the report's rows by Acc; [] without that file."""
-    declared = _read_optional(common.metrics_dir(results_dir) / DECLARED_FILE)
+    declared = _read_optional(common.metrics_dir(results_dir) / common.DECLARED_FILE)
     if declared is None or not {"role", "method"} <= set(declared.columns) or not len(declared):
         return []
     roles = list(declared["role"].astype(str))
@@ -239,8 +234,8 @@ def _summary_line(by, results_dir):
         return [f"**In one line:** the {what}, `{m}`, is not in this run's metrics files.", ""]
     d = by[m]
     family = d.get("pretrained") if isinstance(d.get("pretrained"), str) else "none"
-    head = f"**In one line:** the {what}, **{metrics.method_title(m)}** (`{m}`, pretrained `{family}`)"
-    theirs = [by[r] for r in metrics.REPORT_METHODS if r in by and not pd.isna(by[r]["acc_mean"])]
+    head = f"**In one line:** the {what}, **{tables.method_title(m)}** (`{m}`, pretrained `{family}`)"
+    theirs = [by[r] for r in tables.REPORT_METHODS if r in by and not pd.isna(by[r]["acc_mean"])]
     if pd.isna(d["acc_mean"]) or not theirs:
         return [f"{head}, clustered every segment; nothing is scored (no two languages among the labelled "
                 f"segments), so it is not set against the report's rows.", ""]
@@ -252,7 +247,7 @@ def _summary_line(by, results_dir):
            else "")
     verdict = "level with it" if abs(gap) < 5e-5 else f"{'ahead' if gap > 0 else 'behind'} by {abs(gap):.4f}"
     return [f"{head}: Acc **{_fmt(d['acc_mean'], d['acc_std'])}** against {_fmt(best['acc_mean'], best['acc_std'])} "
-            f"for the report's best row by Acc, {metrics.method_title(best['method'])}{saw}: {verdict} "
+            f"for the report's best row by Acc, {tables.method_title(best['method'])}{saw}: {verdict} "
             f"(each scored on its labelled segments).", ""]
 
 
@@ -261,7 +256,7 @@ def _table_section(rows, results_dir, all_labelled=True):
     by = {r["method"]: r for _, r in summary.iterrows()}
     lines = _summary_line(by, results_dir)
     blocks = {key: [] for key, _ in TABLE_BLOCKS}
-    for m in metrics.REPORT_METHODS:
+    for m in tables.REPORT_METHODS:
         blocks["report"].append(_table_row(m, by.get(m), results_dir, all_labelled))
     for m, r in by.items():
         key = _block_of(r)
@@ -279,7 +274,7 @@ def _table_section(rows, results_dir, all_labelled=True):
     lines.append("")
     notes = []
     if rows is not None:
-        km = rows[~rows["method"].str.startswith(metrics.OWN_CLUSTERS_PREFIX)]
+        km = rows[~rows["method"].str.startswith(common.OWN_CLUSTERS_PREFIX)]
         seeds = sorted(km["seed"].unique()) if len(km) else []
         n = int(rows["n_segments"].max())
         per_model = (km.groupby(["method", "model_seed"]).size().max() if "model_seed" in km and
@@ -293,7 +288,7 @@ def _table_section(rows, results_dir, all_labelled=True):
         note = metrics.silhouette_note(n)
         notes.append(note[0].upper() + note[1:] + "; always on the very features that were clustered.")
         feats = ["", "| Method | Features clustered |", "| --- | --- |"]
-        feats += [f"| {metrics.method_title(m)} | {by[m]['features']} |" for m in by]
+        feats += [f"| {tables.method_title(m)} | {by[m]['features']} |" for m in by]
         notes += feats
     return lines + notes + [""] + _model_seeds_section(summary)
 
@@ -312,7 +307,7 @@ def _model_seeds_section(summary):
         col = r.get("collapsed_fraction")
         col = "" if col is None or pd.isna(col) else f"{col:.2f}"
         std = "-" if pd.isna(r["acc_model_std"]) else f"{r['acc_model_std']:.4f}"
-        lines.append(f"| {metrics.method_title(r['method'])} | {int(r['n_model_seeds'])} | "
+        lines.append(f"| {tables.method_title(r['method'])} | {int(r['n_model_seeds'])} | "
                      f"{_fmt(r['acc_mean'], r['acc_std'])} | {std} | {col} |")
     lines += ["", "Model seeds are SEED, SEED + 1, ... (`N_MODEL_SEEDS` in `train_vae.py` and `train_cvae.py`, `VADE_RUNS` in "
               "`train_vade.py`); the first seed's files are `<model>.pth`/`.npy`, the others "
@@ -331,7 +326,7 @@ def _input_set(method, probes):
             return method[: -len(suffix)]
     if vade_features(method) in probes:
         return vade_features(method)
-    return REPORT_INPUT if REPORT_INPUT in probes else None
+    return common.REPORT_MFCC if common.REPORT_MFCC in probes else None
 
 
 def _read_optional(path):
@@ -347,9 +342,9 @@ def _language_section(rows, results_dir):
     if rows is None:
         return []
     mdir = common.metrics_dir(results_dir)
-    probe_df = _read_optional(mdir / PROBES_FILE)
-    conf = _read_optional(mdir / CONFOUNDS_FILE)
-    declared = _read_optional(mdir / DECLARED_FILE)
+    probe_df = _read_optional(mdir / common.PROBES_FILE)
+    conf = _read_optional(mdir / common.CONFOUNDS_FILE)
+    declared = _read_optional(mdir / common.DECLARED_FILE)
     probes = {} if probe_df is None else {r["features"]: r for _, r in probe_df.iterrows()}
     rows = rows.copy()
     rows["pretrained"] = rows["pretrained"].fillna("none") if "pretrained" in rows else "none"
@@ -366,7 +361,25 @@ def _language_section(rows, results_dir):
              "what it rests on: `none` (made from this corpus alone: the report's question, *from unlabeled audio "
              "features*), `self-supervised` (trained elsewhere without labels), `language-labels` (trained "
              "elsewhere with language labels: Whisper).", ""]
-    # 1) the declared methods, chosen before this run and frozen (analyze_language.py's constants)
+    lines += _declared_lines(declared)
+    scored_free = free[free["acc"].notna()]
+    if not len(scored_free):
+        lines += ["No segment has a language label: no method is scored. The answer per song is "
+                  "`song_languages.csv` (see *The clusters, song by song*).", ""]
+        return lines
+    lines += _family_lines(scored_free, rows)
+    summary = metrics.summarize(scored_free[scored_free["pretrained"] == "none"]).sort_values(
+        "acc_mean", ascending=False, kind="stable")
+    if not len(summary):
+        return lines
+    lines += _best_method_lines(summary, rows, probes, conf)
+    lines.append("")
+    return lines + _probes_lines(probe_df)
+
+
+def _declared_lines(declared):
+    """The declared methods, chosen before this run and frozen (analyze_language.py's constants)."""
+    lines = []
     if declared is not None and len(declared):
         lines.append("**The declared methods** (`LANGUAGE_METHOD` and `LABEL_FREE_METHOD` at the top of "
                      "`analyze_language.py`, chosen on the demo and on validation corpora, not on this run):")
@@ -375,33 +388,32 @@ def _language_section(rows, results_dir):
             role = {"language_method": "recommended for unlabelled songs (any family)",
                     "label_free_method": "best of the `none` family"}.get(d["role"], d["role"])
             if pd.isna(d["song_acc"]):
-                lines.append(f"- {role}: {metrics.method_title(d['method'])} (`{d['method']}`, `{d['pretrained']}`): "
+                lines.append(f"- {role}: {tables.method_title(d['method'])} (`{d['method']}`, `{d['pretrained']}`): "
                              f"no labelled songs, nothing scored.")
                 continue
             boot = ("" if pd.isna(d["song_acc_boot_lo"]) else
                     f"; 95 % interval over artists resampled: {d['song_acc_boot_lo']:.3f} to {d['song_acc_boot_hi']:.3f}")
-            lines.append(f"- {role}: **{metrics.method_title(d['method'])}** (`{d['method']}`, `{d['pretrained']}`): "
+            lines.append(f"- {role}: **{tables.method_title(d['method'])}** (`{d['method']}`, `{d['pretrained']}`): "
                          f"song_acc **{_fmt(d['song_acc'], d['song_acc_std'])}** over {int(d['n_seeds'])} runs "
                          f"({d.get('spread_over') if isinstance(d.get('spread_over'), str) else 'PCA and K-Means seeds'})"
                          f"{boot}; segment Acc "
                          f"{_fmt(d['acc'], d['acc_std'])}; scored on {int(d['n_scored'])} labelled segments.")
         lines.append("")
-    scored_free = free[free["acc"].notna()]
-    if not len(scored_free):
-        lines += ["No segment has a language label: no method is scored. The answer per song is "
-                  "`song_languages.csv` (see *The clusters, song by song*).", ""]
-        return lines
-    # 2) the best of each family, side by side (chosen with the labels)
+    return lines
+
+
+def _family_lines(scored_free, rows):
+    """The best of each family, side by side (chosen with the labels), and Whisper's reference row."""
     by = (scored_free.groupby(["pretrained", "method"], sort=False)[["acc", "song_acc"]].agg(["mean", "std"]))
     by.columns = [f"{a}_{b}" for a, b in by.columns]
     by = by.reset_index()
-    lines += ["The best method of each family by `Acc` (chosen with the labels, so the best of many and a "
-              "little flattered):", "", "| family | method | Acc | song_acc |", "| --- | --- | ---: | ---: |"]
+    lines = ["The best method of each family by `Acc` (chosen with the labels, so the best of many and a "
+             "little flattered):", "", "| family | method | Acc | song_acc |", "| --- | --- | ---: | ---: |"]
     for fam in ("none", "self-supervised", "language-labels"):
         g = by[by["pretrained"] == fam].sort_values("acc_mean", ascending=False, kind="stable")
         if len(g):
             b = g.iloc[0]
-            lines.append(f"| `{fam}` | {metrics.method_title(b['method'])} (`{b['method']}`) | "
+            lines.append(f"| `{fam}` | {tables.method_title(b['method'])} (`{b['method']}`) | "
                          f"{_fmt(b['acc_mean'], b['acc_std'])} | {_fmt(b['song_acc_mean'], b['song_acc_std'])} |")
     ref = rows[rows["method"] == "whisper_lid_reference"]
     if len(ref):
@@ -410,23 +422,26 @@ def _language_section(rows, results_dir):
                   "On voices unlike its training data it may name a third language; K-Means on its log "
                   "posteriors over all its languages needs no such hint."]
     lines.append("")
-    summary = metrics.summarize(scored_free[scored_free["pretrained"] == "none"]).sort_values(
-        "acc_mean", ascending=False, kind="stable")
-    if not len(summary):
-        return lines
+    return lines
+
+
+def _best_method_lines(summary, rows, probes, conf):
+    """The best label-free, audio-only method (summary: the `none` family, best first): its runner-up,
+    its probe, the report's best row, the bar it is held to, and what its clusters follow."""
+    lines = []
     best = summary.iloc[0]
     spread = ("one run" if pd.isna(best["acc_std"])
               else f"± {best['acc_std']:.4f} over {int(best['n_seeds'])} runs")
     if "acc_model_std" in best and not pd.isna(best.get("acc_model_std")):
         spread += f"; std over its {int(best['n_model_seeds'])} model seeds {best['acc_model_std']:.4f}"
     lines.append(f"- **Best label-free, audio-only method by `Acc` (chosen with the labels): "
-                 f"{metrics.method_title(best['method'])}** "
+                 f"{tables.method_title(best['method'])}** "
                  f"(`{best['method']}`): Acc {best['acc_mean']:.4f} ({spread}), NMI {best['nmi_mean']:.4f}.")
     if len(summary) > 1:
         second = summary.iloc[1]
         lines.append(f"- It was picked by `Acc`, which reads the labels, among {len(summary)} label-free methods, "
                      f"so its score is the best of many and flatters it a little; the runner-up is "
-                     f"{metrics.method_title(second['method'])} (Acc {_fmt(second['acc_mean'], second['acc_std'])}).")
+                     f"{tables.method_title(second['method'])} (Acc {_fmt(second['acc_mean'], second['acc_std'])}).")
     src = _input_set(best["method"], probes)
     if src is not None and src in probes:
         p = probes[src]
@@ -436,7 +451,7 @@ def _language_section(rows, results_dir):
                                      if "probe_acc_artist_permuted" in p and not pd.isna(p["probe_acc_artist_permuted"])
                                      else "") + ". Not a ceiling: a label-free method can beat it.")
     # the report's seven methods, those that saw the label or the metadata included
-    theirs = rows[rows["method"].isin(metrics.REPORT_METHODS)]
+    theirs = rows[rows["method"].isin(tables.REPORT_METHODS)]
     report_all = (metrics.summarize(theirs).sort_values("acc_mean", ascending=False, kind="stable")
                   if len(theirs) else theirs)
     if len(report_all):
@@ -445,10 +460,10 @@ def _language_section(rows, results_dir):
         own = 0.0 if pd.isna(best["acc_std"]) else best["acc_std"]
         verdict = "more" if margin > own else "**not** more"
         saw = " (it saw the label or the metadata)" if r["uses_labels"] or r.get("uses_metadata", False) else ""
-        lines.append(f"- The best of the report's methods is {metrics.method_title(r['method'])}{saw} "
+        lines.append(f"- The best of the report's methods is {tables.method_title(r['method'])}{saw} "
                      f"(Acc {_fmt(r['acc_mean'], r['acc_std'])}): the best label-free method is ahead by "
                      f"{margin:.4f}, {verdict} than its own seed spread ({own:.4f}).")
-    report_free = summary[summary["method"].isin(metrics.REPORT_METHODS)]
+    report_free = summary[summary["method"].isin(tables.REPORT_METHODS)]
     aim = "reached" if best["acc_mean"] >= TARGET_ACC else "**not** reached"
     lines.append(f"- The project's bar for a useful label-free clustering, Acc >= {TARGET_ACC:.2f} "
                  f"(`TARGET_ACC` in `report.py`): {aim}.")
@@ -465,8 +480,13 @@ def _language_section(rows, results_dir):
                      f"`artist_within_language` near 0 means it does not split singers inside a language.")
         if len(report_free) and report_free.iloc[0]["method"] in conf.index:
             r = report_free.iloc[0]["method"]
-            lines.append(f"- For comparison, {metrics.method_title(r)}'s clusters follow: {follows(r)}.")
-    lines.append("")
+            lines.append(f"- For comparison, {tables.method_title(r)}'s clusters follow: {follows(r)}.")
+    return lines
+
+
+def _probes_lines(probe_df):
+    """The probe table: how much language each representation carries; [] without probes."""
+    lines = []
     if probe_df is not None and len(probe_df) and "probe_acc" in probe_df:
         perm = "probe_acc_artist_permuted" in probe_df
         lines += ["How much language each representation carries: the supervised probe (standardize, logistic "
@@ -503,22 +523,22 @@ def _songs_section(results_dir):
     """'The clusters, song by song': per cluster of results/song_languages.csv its size, the songs
     nearest its centre and nearest its boundary (by confidence), and, where songs are labelled,
     clusters against known languages (a table and a seaborn heat-map). [] without the file."""
-    path = Path(results_dir) / SONGS_FILE
+    path = Path(results_dir) / common.SONG_LANGUAGES_FILE
     if not path.exists():
         return []
     lines = ["## The clusters, song by song", ""]
     try:
         songs = pd.read_csv(path, dtype={"song_id": str, "cluster": str, "title": str, "artist": str})
     except Exception as e:
-        return lines + [f"`{SONGS_FILE}` is unreadable ({type(e).__name__}); re-run `python analyze_language.py`.", ""]
-    missing = [c for c in SONGS_COLUMNS if c not in songs.columns]
+        return lines + [f"`{common.SONG_LANGUAGES_FILE}` is unreadable ({type(e).__name__}); re-run `python analyze_language.py`.", ""]
+    missing = [c for c in common.SONG_LANGUAGE_COLUMNS if c not in songs.columns]
     if missing or not len(songs):
-        return lines + [f"`{SONGS_FILE}` " + (f"lacks the columns {missing}" if missing else "has no songs")
+        return lines + [f"`{common.SONG_LANGUAGES_FILE}` " + (f"lacks the columns {missing}" if missing else "has no songs")
                         + "; re-run `python analyze_language.py`.", ""]
     songs["confidence"] = pd.to_numeric(songs["confidence"], errors="coerce")
     labelled = metrics.labelled_mask(songs["language"])
     songs["language"] = np.where(labelled, songs["language"].astype(str), "")
-    lines += [f"One row per song in `{SONGS_FILE}` (`song_id, title, artist, cluster, confidence, language`): the "
+    lines += [f"One row per song in `{common.SONG_LANGUAGES_FILE}` (`{', '.join(common.SONG_LANGUAGE_COLUMNS)}`): the "
               f"declared language method's answer for each song. `confidence` (in [0, 1], label-free) says how "
               f"firmly the song sits in its cluster: the songs with the highest are nearest the cluster's centre, "
               f"those with the lowest nearest the boundary. To learn what a cluster is, listen to its first "
@@ -571,7 +591,7 @@ def _songs_section(results_dir):
 
 def _why_missing(method, results_dir, all_labelled=True):
     model = method[len("hybrid_"):] if method.startswith("hybrid_") else method
-    if model in metrics.CONDITIONAL_MODELS and not all_labelled:
+    if model in common.CONDITIONAL_MODELS and not all_labelled:
         return f": {model} is given the language of every segment, and some have none"
     if model in common.MODEL_NAMES and not common.latents_path(results_dir, model).exists():
         return f" ({common.latents_path(results_dir, model).name} missing)"
@@ -581,7 +601,7 @@ def _why_missing(method, results_dir, all_labelled=True):
 def _published_section():
     lines = ["| Method (report's name) | Silhouette | NMI | ARI | Purity |", "| --- | --- | --- | --- | --- |"]
     for m, vals in PUBLISHED.items():
-        name = PUBLISHED_NAMES.get(m, metrics.method_title(m))
+        name = PUBLISHED_NAMES.get(m, tables.method_title(m))
         lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
     return lines + [""]
 
@@ -637,9 +657,9 @@ def _figures_section(results_dir, methods):
         names = [f"{m}{k}.png" for k in ["_tsne_language", "_tsne_cluster", "_composition", "_confusion"]
                  if f"{m}{k}.png" in pngs and f"{m}{k}.png" not in used]
         if names:
-            lines += [f"### {metrics.method_title(m)}", ""]
+            lines += [f"### {tables.method_title(m)}", ""]
             for n in names:
-                embed(n, f"{metrics.method_title(m)}: {FIGURE_KINDS[n[len(m):-4]]}")
+                embed(n, f"{tables.method_title(m)}: {FIGURE_KINDS[n[len(m):-4]]}")
     rest = [p for p in pngs if p not in used]
     if rest:
         lines += ["### Other figures", ""]
@@ -702,7 +722,7 @@ def _commands_section(data_dir, results_dir):
 
 def write_report(data_dir, results_dir):
     """Build results/REPORT.md from the files present; returns its path."""
-    rows = metrics.read_metrics(results_dir)
+    rows = tables.read_metrics(results_dir)
     dataset, rate = _dataset_section(data_dir)
     methods = list(rows["method"].unique()) if rows is not None else []
     out = ["# Clustering songs by sung language: results", "",

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 import common
-from models import build_model, seeded_name
+from models import build_model, seeded_name, split_seeded, train_command
 
 ENCODE_BATCH = 256  # segments per forward pass when writing the latents (speed only)
 
@@ -40,24 +40,6 @@ def run_name(config):
 
 # ----------------------------------------------------------------------------
 # what a run was trained on: content hashes, so a rebuilt but identical dataset still matches
-_SHA1_CACHE = {}  # (path, inode, size, mtime_ns) -> digest: the analysis checks many models against one file
-
-
-def file_sha1(path, chunk=1 << 22):
-    """SHA-1 of a file's bytes (memoized per inode, size and mtime: mfcc.npy can be gigabytes, and
-    every atomic write makes a new inode)."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _SHA1_CACHE:
-        h = hashlib.sha1()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(chunk), b""):
-                h.update(block)
-        _SHA1_CACHE[key] = h.hexdigest()
-    return _SHA1_CACHE[key]
-
-
 def _sha1_lines(values):
     return hashlib.sha1("\n".join(map(str, values)).encode()).hexdigest()
 
@@ -67,7 +49,7 @@ def data_fingerprint(data_dir, segments, with_labels=False, features_path=None):
     set) and segments.csv's segment ids in order; the languages too only for a model given them,
     so labelling more songs leaves the label-free models valid."""
     path = Path(features_path) if features_path is not None else common.mfcc_path(data_dir)
-    fp = {"input_file": path.name, "input_sha1": file_sha1(path),
+    fp = {"input_file": path.name, "input_sha1": common.file_sha1(path),
           "segment_ids_sha1": _sha1_lines(segments["segment_id"].astype(str))}
     if with_labels:
         fp["languages_sha1"] = _sha1_lines(segments["language"].astype(str))
@@ -115,7 +97,7 @@ def set_problem(ckpt, losses_path, latents_path):
             return f"{p} not found"
         if key not in ckpt:
             return f"the checkpoint does not record {p}'s SHA-1 (written by an older version)"
-        if ckpt[key] != file_sha1(p):
+        if ckpt[key] != common.file_sha1(p):
             return f"{p} is not the one written with the checkpoint (an interrupted save, or copied in)"
     return None
 
@@ -204,8 +186,8 @@ def write_finished(results_dir, name, state, history, config, fingerprint, laten
     common.save_npy(latents_path, np.asarray(latents, dtype=np.float32))
     common.torch_save(ckpt_path, {"state_dict": state, "config": config, "epoch": len(history),
                                   "loss_history": copy.deepcopy(history), "data_fingerprint": fingerprint,
-                                  "losses_sha1": file_sha1(losses_path),
-                                  "latents_sha1": file_sha1(latents_path)})
+                                  "losses_sha1": common.file_sha1(losses_path),
+                                  "latents_sha1": common.file_sha1(latents_path)})
 
 
 STALE_TEMP = re.compile(r"^\..+\.tmp(?P<pid>\d+)$")  # common.atomic_path's .<name>.tmp<pid>
@@ -454,3 +436,118 @@ def check_args(args):
 def base_config(args):
     return {"latent_dim": args.latent_dim, "batch_size": args.batch_size, "learning_rate": args.lr,
             "epochs": args.epochs, "seed": args.seed}
+
+
+# ----------------------------------------------------------------------------
+# reading a finished run back (the analysis stages): its latents, checked against its checkpoint
+def _latents_checked(data_dir, results_dir, model, path, retrain):
+    """Whether results/latents/<model>.npy may be used, judged by the checkpoint written with it:
+    True (one run's set, trained on the current mfcc.npy and segments.csv), False (a model given
+    the label, now that segments lack one: skipped with a line), or a PipelineError naming the
+    command that retrains. Latents without a checkpoint (made by hand) are used, with a note."""
+    ckpt_path = common.model_path(results_dir, model)
+    if not ckpt_path.exists():
+        print(f"note: {ckpt_path} not found: {path} is used unchecked against the data")
+        return True
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        config, fingerprint = ckpt.get("config") or {}, ckpt.get("data_fingerprint") or {}
+    except Exception as e:
+        raise common.PipelineError(f"{ckpt_path} is unreadable ({type(e).__name__}): re-train with `{retrain}`") from e
+    segments = pd.read_csv(common.segments_path(data_dir), dtype={"segment_id": str, "song_id": str})
+    if config.get("conditional"):
+        problem = label_problem(segments, common.segments_path(data_dir))
+        if problem:
+            print(f"skipped {model}: it is given the language label of every segment, and {problem}")
+            return False
+    problem = set_problem(ckpt, common.losses_path(results_dir, model), path)
+    if problem:
+        raise common.PipelineError(f"{path} and {ckpt_path} are not one run's files: {problem}; "
+                            f"re-train with `{retrain}`")
+    features = common.features_dir(data_dir) / fingerprint.get("input_file", "mfcc.npy")
+    now = data_fingerprint(data_dir, segments, with_labels="languages_sha1" in fingerprint,
+                                     features_path=features) if features.exists() else {}
+    if fingerprint != now:
+        what = [name for key, name in (("input_sha1", str(features)),
+                                       ("segment_ids_sha1", "the segment ids in segments.csv"),
+                                       ("languages_sha1", "the languages in segments.csv"))
+                if fingerprint.get(key) != now.get(key)]
+        raise common.PipelineError(f"{path} was trained on other data than the current "
+                            f"{' and '.join(what) or 'features'} ({ckpt_path} records what it saw): "
+                            f"re-train with `{retrain}`")
+    return True
+
+
+def load_latents(data_dir, results_dir, model, n_segments):
+    """The model's latents, checked against the segments and against the checkpoint written with
+    them (the data fingerprint: mfcc.npy's bytes, segments.csv's ids, and the languages where the
+    model saw them). None (with a printed line) if the model was not trained, or is given the
+    label and some segments now have none. A mismatch stops the run, naming the command that
+    retrains: the files come from different corpora or different runs."""
+    path = common.latents_path(results_dir, model)
+    dirs = "".join(f" --{flag} {d}" for flag, d, default in (("data-dir", data_dir, "data"),
+                                                              ("results-dir", results_dir, "results"))
+                   if str(d) != default)
+    retrain = f"{train_command(model)}{dirs}"
+    if not path.exists():
+        print(f"skipped {model}: {path} not found (train it with `{retrain}`)")
+        return None
+    try:
+        z = np.load(path)
+    except Exception as e:
+        raise common.PipelineError(f"{path} is unreadable ({e}): re-train with `{retrain}`") from e
+    if z.ndim != 2 or len(z) != n_segments:
+        raise common.PipelineError(
+            f"{path} has {len(z) if z.ndim else 0} rows but {common.segments_path(data_dir)} "
+            f"(and {common.mfcc_path(data_dir)}) has {n_segments} segments: the latents come from "
+            f"another dataset; re-train with `{retrain}`")
+    if not np.isfinite(z).all():
+        raise common.PipelineError(f"{path} contains NaN or infinite values: re-train with `{retrain}`")
+    if not _latents_checked(data_dir, results_dir, model, path, retrain):
+        return None
+    return z.astype(np.float32)
+
+
+def model_uses_labels(results_dir, model):
+    """True where the model saw the language label: the checkpoint's config says so
+    ("conditional"), else the model's name does (cvae, beta_vae)."""
+    path = common.model_path(results_dir, model)
+    if path.exists():
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            config = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}
+            if "conditional" in config:
+                return bool(config["conditional"])
+        except Exception as e:  # an unreadable checkpoint does not stop the analysis
+            print(f"note: could not read {path} ({e}); judging uses_labels by the model's name")
+    return model in common.CONDITIONAL_MODELS
+
+
+def discover_models(results_dir):
+    """MODEL_NAMES first, then any other results/latents/<model>.npy, in name order; the other
+    seeds' files (<model>_seed<S>.npy, see model_seed_runs) and VaDE's (own clusters) are left out."""
+    found = sorted(p.stem for p in (Path(results_dir) / "latents").glob("*.npy"))
+    found = [m for m in found if split_seeded(m)[1] is None and not m.startswith(common.OWN_CLUSTERS_PREFIX)]
+    return list(common.MODEL_NAMES) + [m for m in found if m not in common.MODEL_NAMES]
+
+
+def checkpoint_seed(results_dir, name):
+    """The seed in results/models/<name>.pth's config, or None."""
+    path = common.model_path(results_dir, name)
+    if path.exists():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True).get("config", {}).get("seed")
+        except Exception:
+            return None
+    return None
+
+
+def model_seed_runs(results_dir, model):
+    """[(model seed, file stem)] for one model: the first seed's <model> (its seed read from the
+    checkpoint, None without one), then every <model>_seed<S> whose latents exist, by seed."""
+    runs = [(checkpoint_seed(results_dir, model), model)]
+    for p in (Path(results_dir) / "latents").glob(f"{model}_seed*.npy"):
+        base, s = split_seeded(p.stem)
+        if base == model and s is not None:
+            runs.append((s, p.stem))
+    return runs[:1] + sorted(runs[1:])

@@ -17,6 +17,7 @@ import analyze_hybrid  # noqa: E402
 import analyze_vae  # noqa: E402
 import common  # noqa: E402
 import metrics  # noqa: E402
+import tables  # noqa: E402
 import report  # noqa: E402
 from common import N_FRAMES, N_MFCC, PipelineError  # noqa: E402
 
@@ -101,7 +102,7 @@ def test_report_has_every_row_and_figure(full_run):
     data, results = full_run
     text = (results / "REPORT.md").read_text()
     for m in ALL_METHODS:
-        assert f"| {metrics.method_title(m)}" in text, m
+        assert f"| {tables.method_title(m)}" in text, m
     assert "Majority-class rate: 0.5000" in text
     assert "| english | 10 | 10 | 20 | 0.5000 |" in text
     assert " ± " in text and "| yes |" in text
@@ -115,7 +116,7 @@ def test_report_has_every_row_and_figure(full_run):
 def test_metrics_recomputed_from_cluster_files(full_run):
     data, results = full_run
     segments = pd.read_csv(common.segments_path(data), dtype={"segment_id": str})
-    rows = metrics.read_metrics(results)
+    rows = tables.read_metrics(results)
     assert set(rows["method"]) == set(ALL_METHODS)
     for method, g in rows.groupby("method"):
         cl = pd.read_csv(common.clusters_path(results, method), dtype={"segment_id": str})
@@ -192,7 +193,7 @@ def test_unlabelled_corpus_clusters_every_segment_and_scores_none(tmp_path, caps
     assert sum(line.startswith("skipped cvae") for line in out) == 1  # the models that need labels: one line
     assert sum(line.startswith("skipped beta_vae") for line in out) == 1
     analyze_hybrid.analyze(data, results, seed=3, audio_models=["vae"])
-    rows = metrics.read_metrics(results)
+    rows = tables.read_metrics(results)
     assert set(rows["method"]) == {"vae", "autoencoder", "pca_kmeans", "mfcc_kmeans", "hybrid_vae", "text_artist"}
     assert rows[metrics.LABEL_METRICS].isna().all().all() and (rows["n_scored"] == 0).all()
     assert rows["silhouette"].notna().all() and (rows["n_segments"] == N_SEGMENTS).all()
@@ -315,7 +316,7 @@ def hand_results(tmp_path):
         {"role": "label_free_method", "method": "fg_vtln_bow_merge", "pretrained": "none", "song_acc": 0.79,
          "song_acc_std": 0.01, "acc": 0.79, "acc_std": 0.01, "n_seeds": 2, "song_acc_boot_lo": 0.7,
          "song_acc_boot_hi": 0.85, "n_scored": N_SEGMENTS}]))
-    (results / report.SONGS_FILE).write_text(SONGS_CSV)
+    (results / common.SONG_LANGUAGES_FILE).write_text(SONGS_CSV)
     return data, results
 
 
@@ -363,12 +364,12 @@ def test_report_clusters_song_by_song(hand_results):
     fig = common.figures_dir(results) / report.SONGS_FIGURE
     assert fig.stat().st_size > 5000 and text.count(f"](figures/{report.SONGS_FIGURE})") == 1
     # no labels: numbered clusters, no confusion, the heat-map gone; no file: no section
-    songs = pd.read_csv(results / report.SONGS_FILE).assign(language="")
-    songs.to_csv(results / report.SONGS_FILE, index=False)
+    songs = pd.read_csv(results / common.SONG_LANGUAGES_FILE).assign(language="")
+    songs.to_csv(results / common.SONG_LANGUAGES_FILE, index=False)
     text = report.write_report(data, results).read_text()
     assert "No song is labelled" in text and "Clusters against the known languages" not in text
     assert not fig.exists()
-    (results / report.SONGS_FILE).unlink()
+    (results / common.SONG_LANGUAGES_FILE).unlink()
     assert "song by song" not in report.write_report(data, results).read_text().split("## Finding")[0]
     assert "## The clusters, song by song" not in report.write_report(data, results).read_text()
 

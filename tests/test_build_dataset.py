@@ -121,7 +121,7 @@ def test_local_formats_rates_and_channels(tmp_path, make_song):
     assert list(songs["genre"]) == [f"g{i}" for i in range(6)]  # extra columns kept
     assert songs["source"].str.endswith(tuple(n for n, _, _ in specs)).all()
     for sid, dur in zip(songs["song_id"], songs["duration_s"].astype(float)):
-        info = sf.info(bd.audio_path(data, sid))
+        info = sf.info(common.audio_path(data, sid))
         assert info.samplerate == SR and info.channels == 1
         assert abs(dur - 32) < 0.2 and abs(info.duration - dur) < 1e-3
     mfcc, segs = common.load_features(data)
@@ -176,7 +176,7 @@ def test_edited_local_file_is_decoded_again(tmp_path, make_song):
     make_song("src/a.wav", 34, seed=2)  # the user replaced the file under the same name
     run_build(m, data)
     assert outputs(data)["features/mfcc.npy"] != first
-    assert abs(sf.info(bd.audio_path(data, "a")).duration - 34) < 0.01
+    assert abs(sf.info(common.audio_path(data, "a")).duration - 34) < 0.01
     fresh = tmp_path / "fresh"
     run_build(m, fresh)
     assert outputs(fresh) == outputs(data)
@@ -249,7 +249,7 @@ def test_ytdlp_downloads_and_failures(tmp_path, http_server, make_song, monkeypa
     assert list(songs["resolved_url"]) == [f"{base}/song.mp3", f"{base}/song.wav"]
     assert list(songs["artist"]) == ["unknown", "Given Artist"] and list(songs["title"]) == ["song", "song"]
     for sid, secs in (("mp3", 33), ("wav", 31)):
-        y, sr = sf.read(bd.audio_path(data, sid))
+        y, sr = sf.read(common.audio_path(data, sid))
         assert sr == SR and y.ndim == 1 and abs(len(y) / sr - secs) < 0.2
     f = failures(data).set_index("song_id")
     assert f.loc["gone", "stage"] == "download" and "404" in f.loc["gone", "error"]
@@ -265,7 +265,7 @@ def test_ytdlp_downloads_and_failures(tmp_path, http_server, make_song, monkeypa
     rows.loc[rows["song_id"] == "wav", "url"] = f"{base}/song.mp3"
     rows.to_csv(m, index=False)
     run_build(m, data)
-    assert hits.count("/song.mp3") > 0 and abs(sf.info(bd.audio_path(data, "wav")).duration - 33) < 0.2
+    assert hits.count("/song.mp3") > 0 and abs(sf.info(common.audio_path(data, "wav")).duration - 33) < 0.2
 
 
 def test_ytdlp_search_without_result_is_a_failure(tmp_path, monkeypatch, make_song):
@@ -301,7 +301,7 @@ def test_interrupted_then_resumed_equals_clean(tmp_path, make_song, monkeypatch)
     assert list(songs.columns[:6]) == common.SONG_COLUMNS
     for sid, n in segs["song_id"].value_counts().items():  # every row of segments.csv is its song's
         rows_i = np.flatnonzero(segs["song_id"] == sid)
-        y = bd.read_audio(bd.audio_path(clean, sid))
+        y = bd.read_audio(common.audio_path(clean, sid))
         k = int(segs["segment_id"][rows_i[-1]].rsplit("_", 1)[1])
         np.testing.assert_array_equal(mfcc[rows_i[-1]],
                                       bd.segment_features(y[k * bd.SEGMENT_SAMPLES:(k + 1) * bd.SEGMENT_SAMPLES]))

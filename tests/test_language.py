@@ -229,7 +229,7 @@ def test_analyze_language_writes_every_file(tmp_path):
         [{"method": "pca_kmeans", "features": "pca", "uses_labels": False, "silhouette": 0.1, "nmi": 0.0,
           "ari": 0.0, "purity": 0.5, "acc": a, "n_segments": len(seg), "seed": s} for s, a in [(1, 0.5), (2, 0.6)]]))
     rows = analyze_language.analyze(data, results, seed=1)
-    m = pd.read_csv(mdir / analyze_language.METRICS_FILE)
+    m = pd.read_csv(mdir / common.LANGUAGE_METRICS_FILE)
     assert set(common.METRIC_COLUMNS + analyze_language.EXTRA_COLUMNS) <= set(m.columns)
     assert set(m["method"]) == {"report_mfcc_kmeans", "fg_bow_kmeans", "fg_vtln_bow_kmeans", "fg_vtln_bow_merge",
                                 "report_mfcc_songs", "fg_bow_songs", "fg_vtln_bow_songs"}
@@ -241,14 +241,14 @@ def test_analyze_language_writes_every_file(tmp_path):
     assert best["acc"].min() == 1.0 and best["song_acc"].min() == 1.0 and best["probe_acc_artist"].iloc[0] == 1.0
     clusters = pd.read_csv(common.clusters_path(results, "fg_vtln_bow_kmeans"))
     assert list(clusters.columns) == ["segment_id", "seed", "cluster"] and len(clusters) == 5 * n
-    conf = pd.read_csv(mdir / analyze_language.CONFOUNDS_FILE)
+    conf = pd.read_csv(mdir / common.CONFOUNDS_FILE)
     assert {"method", "language", "artist", "artist_within_language", "position", "style"} <= set(conf.columns)
     assert conf.set_index("method").loc["fg_vtln_bow_kmeans", "language"] == pytest.approx(1.0)
     figs = common.figures_dir(results)
     for name in [analyze_language.HEATMAP_FILE, analyze_language.PROBES_FIGURE, "methods_comparison.png",
                  "fg_vtln_bow_kmeans_tsne_language.png", "report_mfcc_kmeans_confusion.png"]:
         assert (figs / name).stat().st_size > 0, name
-    probes = pd.read_csv(mdir / analyze_language.PROBES_FILE)
+    probes = pd.read_csv(mdir / common.PROBES_FILE)
     assert probes["features"].tolist() == ["report_mfcc", "fg_bow", "fg_vtln_bow"]
     merged = m[m["method"] == "fg_vtln_bow_merge"]
     assert merged["acc"].min() == 1.0 and merged["features"].str.contains("clusters of fg_bow").all()
@@ -349,12 +349,12 @@ def test_analyze_language_without_labels_clusters_every_song(tmp_path, monkeypat
         with pytest.raises(PipelineError, match=text):
             analyze_language.analyze(data, results, seed=1, sets=["fg_stats"], n_clusters=k)
     analyze_language.analyze(data, results, seed=1, sets=["report_mfcc", "fg_stats"])
-    m = pd.read_csv(common.metrics_dir(results) / analyze_language.METRICS_FILE)
+    m = pd.read_csv(common.metrics_dir(results) / common.LANGUAGE_METRICS_FILE)
     assert (m["n_scored"] == 0).all()
     assert m[["nmi", "ari", "purity", "acc", "song_acc"]].isna().all().all()  # empty cells, no placeholder
     assert m["silhouette"].notna().any()
-    answer = pd.read_csv(results / analyze_language.SONG_LANGUAGES_FILE, keep_default_na=False)
-    assert list(answer.columns) == analyze_language.SONG_COLUMNS and len(answer) == 8
+    answer = pd.read_csv(results / common.SONG_LANGUAGES_FILE, keep_default_na=False)
+    assert list(answer.columns) == common.SONG_LANGUAGE_COLUMNS and len(answer) == 8
     assert set(answer["cluster"]) == {"cluster_0", "cluster_1"} and (answer["language"] == "").all()
 
 
@@ -373,16 +373,16 @@ def test_analyze_language_with_some_labels_names_and_scores_on_them(tmp_path, mo
     common.save_npy(other / "fg_stats.npy", x + np.random.default_rng(5).normal(0, 0.1, x.shape).astype(np.float32))
     (other / "fg_stats.json").write_text((common.features_dir(data) / "fg_stats.json").read_text())
     analyze_language.analyze(data, results, seed=1, sets=["fg_stats"])
-    m = pd.read_csv(common.metrics_dir(results) / analyze_language.METRICS_FILE)
+    m = pd.read_csv(common.metrics_dir(results) / common.LANGUAGE_METRICS_FILE)
     assert (m["n_scored"] == keep.sum()).all()
     assert m.loc[m["method"] == "fg_stats_songs", "acc"].min() == 1.0
-    answer = pd.read_csv(results / analyze_language.SONG_LANGUAGES_FILE, keep_default_na=False)
+    answer = pd.read_csv(results / common.SONG_LANGUAGES_FILE, keep_default_na=False)
     assert len(answer) == 10 and set(answer["cluster"]) == {"english", "bangla"}
     # every song, labelled or not, lands with the songs of its language
     song_truth = dict(zip(seg["song_id"], truth))
     named = answer.assign(t=answer["song_id"].map(song_truth)).groupby("cluster")["t"].nunique()
     assert (named == 1).all()
-    declared = pd.read_csv(common.metrics_dir(results) / analyze_language.DECLARED_FILE)
+    declared = pd.read_csv(common.metrics_dir(results) / common.DECLARED_FILE)
     assert declared["method"].tolist() == ["fg_stats_songs", "fg_stats_kmeans"]
     assert (declared["n_seeds"] == 2 * metrics.N_KMEANS_SEEDS).all()
     assert declared["spread_over"].str.contains("2 codebook seeds").all()

@@ -1,4 +1,4 @@
-"""Every metric against a hand-computed case; K-Means runs, summaries and latents loading."""
+"""Every metric against a hand-computed case; K-Means runs and summaries."""
 import math
 import sys
 from pathlib import Path
@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 import metrics  # noqa: E402
+import tables  # noqa: E402
 from common import METRIC_COLUMNS, PipelineError  # noqa: E402
 
 
@@ -259,7 +260,7 @@ def test_no_labels_leave_the_metric_cells_empty(tmp_path):
     line = (common.metrics_dir(tmp_path) / "advanced_metrics.csv").read_text().splitlines()[1].split(",")
     cols = dict(zip(METRIC_COLUMNS, line))
     assert all(cols[m] == "" for m in metrics.LABEL_METRICS) and cols["n_scored"] == "0"  # empty CSV cells
-    back = metrics.read_metrics(tmp_path)
+    back = tables.read_metrics(tmp_path)
     s = metrics.summarize(back).iloc[0]
     assert math.isnan(s["acc_mean"]) and math.isnan(s["acc_std"]) and s["silhouette_mean"] > 0
     assert metrics.fmt_metric(s["acc_mean"]) == "-" and metrics.fmt_metric(0.5) == "0.5000"
@@ -276,35 +277,3 @@ def test_n_scored_counts_the_labelled_segments():
     rows, _ = metrics.cluster_and_score(x, labels, "m", "blobs", False, seed=1, n_seeds=2)
     assert (rows["n_scored"] == 30).all() and (rows["n_segments"] == 40).all()
     assert (rows["acc"] == 1.0).all()  # well separated blobs: the labelled ones all right
-
-
-def test_read_metrics_fills_columns_older_files_lack(tmp_path):
-    old = pd.DataFrame({"method": ["m", "m"], "features": "f", "uses_labels": False, "silhouette": 0.1,
-                        "nmi": 0.2, "ari": 0.1, "purity": 0.6, "acc": 0.7, "n_segments": 10, "seed": [1, 2]})
-    common.write_csv(common.metrics_dir(tmp_path) / "vae_metrics.csv", old)
-    rows = metrics.read_metrics(tmp_path)
-    assert (rows["pretrained"] == "none").all() and (rows["n_scored"] == 10).all()
-    assert (rows["metrics_file"] == "vae_metrics.csv").all()
-
-
-def test_missing_latents_skipped_with_a_line(tmp_path, capsys):
-    assert metrics.load_latents(tmp_path / "data", tmp_path, "cvae", 10) is None
-    out = capsys.readouterr().out
-    assert "skipped cvae" in out and "cvae.npy" in out
-
-
-def test_latents_length_mismatch_names_both_files(tmp_path):
-    common.save_npy(common.latents_path(tmp_path, "vae"), np.zeros((9, 64), np.float32))
-    with pytest.raises(PipelineError) as e:
-        metrics.load_latents(tmp_path / "data", tmp_path, "vae", 10)
-    msg = str(e.value)
-    assert "vae.npy" in msg and "segments.csv" in msg and "9" in msg and "10" in msg
-
-
-def test_uses_labels_by_name_and_config(tmp_path):
-    assert metrics.model_uses_labels(tmp_path, "cvae") and metrics.model_uses_labels(tmp_path, "beta_vae")
-    assert not metrics.model_uses_labels(tmp_path, "vae")
-    torch = pytest.importorskip("torch")
-    common.torch_save(common.model_path(tmp_path, "beta_vae"), {"config": {"conditional": False},
-                                                               "state_dict": {"w": torch.zeros(1)}})
-    assert not metrics.model_uses_labels(tmp_path, "beta_vae")

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT))
 import common  # noqa: E402
 import train_cvae  # noqa: E402
 import train_vae  # noqa: E402
+import tables  # noqa: E402
 import training  # noqa: E402
 from models import load_checkpoint  # noqa: E402
 
@@ -194,24 +195,24 @@ def test_model_seeds_and_their_spread(data6, tmp_path, capsys):
     # the seed-5 run is the one a single-seed run with --seed 5 writes
     train_vae.main(args(data6, tmp_path / "one", "--seed", "5"))
     assert np.array_equal(np.load(common.latents_path(tmp_path / "one", "vae")), z[0])
-    assert metrics.discover_models(res)[:4] == common.MODEL_NAMES and "vae_seed6" not in metrics.discover_models(res)
+    assert training.discover_models(res)[:4] == common.MODEL_NAMES and "vae_seed6" not in training.discover_models(res)
 
     analyze_advanced.analyze(data6, res, seed=3, models=["vae"])
     mdir = common.metrics_dir(res)
     adv = pd.read_csv(mdir / "advanced_metrics.csv")
     assert list(adv.columns) == common.METRIC_COLUMNS  # the contract file: first seed only
-    seeds = pd.read_csv(mdir / metrics.MODEL_SEEDS_FILE)
+    seeds = pd.read_csv(mdir / common.MODEL_SEEDS_FILE)
     assert sorted(seeds["model_seed"].unique()) == [5, 6, 7]
     assert len(seeds) == 3 * metrics.N_KMEANS_SEEDS and set(seeds["method"]) == {"vae"}
     for n in ("vae_seed6", "vae_seed7"):
         assert set(pd.read_csv(common.clusters_path(res, n))["seed"]) == set(metrics.kmeans_seeds(3))
-    s = metrics.summarize(metrics.read_metrics(res)).set_index("method").loc["vae"]
+    s = metrics.summarize(tables.read_metrics(res)).set_index("method").loc["vae"]
     assert s["n_seeds"] == 15 and s["n_model_seeds"] == 3
     assert np.isclose(s["acc_mean"], seeds["acc"].mean())
     assert np.isclose(s["acc_model_std"], seeds.groupby("model_seed")["acc"].mean().std(ddof=1))
     text = (res / "REPORT.md").read_text()
     assert "### Spread over model seeds" in text
-    assert f"| {metrics.method_title('vae')} | 3 | {s['acc_mean']:.4f} ± {s['acc_std']:.4f} |" in text
+    assert f"| {tables.method_title('vae')} | 3 | {s['acc_mean']:.4f} ± {s['acc_std']:.4f} |" in text
 
 
 # ----------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def test_interrupt_keeps_the_finished_set(data6, tmp_path, monkeypatch, capsys):
         train_one("vae", data6, res, epochs=3)
     assert [p.read_bytes() for p in finished_files(res, "vae")] == before
     assert torch.load(training.partial_path(res, "vae"), weights_only=True)["config"]["epochs"] == 3
-    assert metrics.load_latents(data6, res, "vae", 6).shape == (6, 64)
+    assert training.load_latents(data6, res, "vae", 6).shape == (6, 64)
     # the same command again: continues (bitwise as an uninterrupted run: the test above)
     restore()
     capsys.readouterr()
@@ -346,34 +347,34 @@ def test_analysis_checks_latents_against_the_checkpoint(data6, tmp_path, capsys)
     res = tmp_path / "results"
     train_cvae.main(args(data6, res, "--model", "cvae"))
     train_vae.main(args(data6, res))
-    assert metrics.load_latents(data6, res, "vae", 6).shape == (6, 64)
+    assert training.load_latents(data6, res, "vae", 6).shape == (6, 64)
     # latents that are not the ones written with the checkpoint
     good = common.latents_path(res, "vae").read_bytes()
     common.save_npy(common.latents_path(res, "vae"), np.zeros((6, 64), np.float32))
     with pytest.raises(common.PipelineError, match="not one run's files.*python train_vae.py"):
-        metrics.load_latents(data6, res, "vae", 6)
+        training.load_latents(data6, res, "vae", 6)
     common.latents_path(res, "vae").write_bytes(good)
     # other features of the same shape; other segment ids
     other = make_features(tmp_path / "other", 6)
     common.save_npy(common.mfcc_path(other), np.zeros((6, 40, 430), np.float32))
     with pytest.raises(common.PipelineError, match=r"mfcc.npy.*python train_vae.py --data-dir"):
-        metrics.load_latents(other, res, "vae", 6)
+        training.load_latents(other, res, "vae", 6)
     ids = copy_data(data6, tmp_path / "ids")
     seg = pd.read_csv(common.segments_path(ids))
     seg["segment_id"] = seg["segment_id"][::-1].to_numpy()
     common.write_csv(common.segments_path(ids), seg)
     with pytest.raises(common.PipelineError, match="segment ids"):
-        metrics.load_latents(ids, res, "vae", 6)
+        training.load_latents(ids, res, "vae", 6)
     # relabelled: the label-free VAE stays valid; the CVAE is refused, or skipped once labels are missing
     swapped = copy_data(data6, tmp_path / "swapped", lambda i: "english" if i % 2 else "bangla")
-    assert metrics.load_latents(swapped, res, "vae", 6) is not None
+    assert training.load_latents(swapped, res, "vae", 6) is not None
     with pytest.raises(common.PipelineError, match="languages in segments.csv.*train_cvae.py --model cvae"):
-        metrics.load_latents(swapped, res, "cvae", 6)
+        training.load_latents(swapped, res, "cvae", 6)
     part = copy_data(data6, tmp_path / "part", lambda i: "english" if i else "")
     capsys.readouterr()
-    assert metrics.load_latents(part, res, "cvae", 6) is None
+    assert training.load_latents(part, res, "cvae", 6) is None
     assert "skipped cvae" in capsys.readouterr().out
-    assert metrics.load_latents(part, res, "vae", 6) is not None
+    assert training.load_latents(part, res, "vae", 6) is not None
 
 
 def test_labels_optional(data6, tmp_path, capsys):
@@ -398,3 +399,27 @@ def test_labels_optional(data6, tmp_path, capsys):
     one = copy_data(data6, tmp_path / "one", lambda i: "english")
     train_cvae.main(args(one, tmp_path / "r1", "--model", "cvae"))
     assert "only one language" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------
+# reading a run back (training.load_latents, model_uses_labels)
+def test_missing_latents_skipped_with_a_line(tmp_path, capsys):
+    assert training.load_latents(tmp_path / "data", tmp_path, "cvae", 10) is None
+    out = capsys.readouterr().out
+    assert "skipped cvae" in out and "cvae.npy" in out
+
+
+def test_latents_length_mismatch_names_both_files(tmp_path):
+    common.save_npy(common.latents_path(tmp_path, "vae"), np.zeros((9, 64), np.float32))
+    with pytest.raises(common.PipelineError) as e:
+        training.load_latents(tmp_path / "data", tmp_path, "vae", 10)
+    msg = str(e.value)
+    assert "vae.npy" in msg and "segments.csv" in msg and "9" in msg and "10" in msg
+
+
+def test_uses_labels_by_name_and_config(tmp_path):
+    assert training.model_uses_labels(tmp_path, "cvae") and training.model_uses_labels(tmp_path, "beta_vae")
+    assert not training.model_uses_labels(tmp_path, "vae")
+    common.torch_save(common.model_path(tmp_path, "beta_vae"), {"config": {"conditional": False},
+                                                               "state_dict": {"w": torch.zeros(1)}})
+    assert not training.model_uses_labels(tmp_path, "beta_vae")

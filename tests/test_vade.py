@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 import common  # noqa: E402
 import metrics  # noqa: E402
 import models  # noqa: E402
+import training  # noqa: E402
 import train_vade  # noqa: E402
 
 
@@ -145,7 +146,7 @@ def test_train_vade_outputs(tmp_path, capsys):
     import report
     text = report.write_report(data, res).read_text()
     assert "| VaDE on toy, clusters from q(c|x)" in text and "collapsed runs" in text
-    assert not any(m.startswith("vade") for m in metrics.discover_models(res))
+    assert not any(m.startswith("vade") for m in training.discover_models(res))
     # a re-run is skipped, and gives the same rows
     train_vade.main(run_args(data, res, "--runs", "1"))
     assert "skipping" in capsys.readouterr().out
