@@ -406,9 +406,20 @@ def test_a_new_language_sings_its_own_words_in_its_script():
     assert np.count_nonzero(np.abs(vocal) > 1e-3) > 0.2 * len(vocal)  # espeak-ng sang the Hindi words
 
 
-def test_language_flags_on_the_command_line(tmp_path):
-    import subprocess
-    bad = subprocess.run([sys.executable, "demo_corpus.py", "--out", str(tmp_path / "x"), "--languages",
-                          "english,bangla", "--language-shares", "2,0"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: language_shares must be positive")
+def test_language_flags_on_the_command_line(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_generate(out, **kwargs):  # what main hands the generator, without rendering anything
+        seen.update(kwargs)
+        raise common.PipelineError("stop")
+
+    monkeypatch.setattr(demo_corpus, "generate_demo", fake_generate)
+    monkeypatch.setattr(sys, "argv", ["demo_corpus.py", "--out", str(tmp_path), "--languages", "english,hindi",
+                                      "--language-shares", "2,1", "--songs", "9"])
+    with pytest.raises(common.PipelineError, match="stop"):
+        demo_corpus.main()
+    assert seen["languages"] == "english,hindi" and seen["language_shares"] == "2,1" and seen["n_songs"] == 9
+    settings = demo_corpus.resolve_settings({k: seen[k] for k in ("languages", "language_shares")})
+    assert settings["languages"] == ("english", "hindi") and settings["language_shares"] == (2.0, 1.0)
+    with pytest.raises(common.PipelineError, match="language_shares must be positive"):
+        demo_corpus.resolve_settings({"language_shares": "2,0"})
