@@ -1,6 +1,8 @@
-"""Offline demo corpus: synthetic songs sung in English and in Bangla, from nothing but PyPI.
+"""Offline demo corpus: synthetic songs sung in English and in Bangla (or more languages), from nothing but PyPI.
 
     python demo_corpus.py --out data/demo --songs 120 --seed 42
+    python demo_corpus.py --out data/demo5 --songs 130 --languages english,bangla,hindi,spanish,tamil \
+        --language-shares 5,3,2,2,1     # unequal sizes, as a real library has; needs wordfreq==3.1.1
     python demo_corpus.py --out data/demo_b --seed 7 --set "tempo_range=(60,170)" --set "vocal_level_db=(-9,3)"
     python demo_corpus.py --out data/voice_demo --voices my_voices        # <language>/<speaker>/*.wav
     python demo_corpus.py --out data/voice_demo_bg --voices my_voices --no-vocals   # the control
@@ -16,8 +18,14 @@ voice variants, pitches and speeds; style, tempo, key, length and vocal level ar
 each song independently of its language; every mix is normalized the same way. What differs
 between the languages is the sung language (and the names in the manifest).
 
+--languages adds any language of LANGUAGE_CODES that espeak-ng voices and wordfreq has a word list
+for (Hindi, Urdu, Tamil, Spanish, French, German...): its singers sing its most frequent words, in
+its own script; --language-shares deals the songs unequally. The default stays English and Bangla
+in equal turns, song for song the same corpus as before these flags existed.
+
 With --voices, a speaker's recordings (band-limited, RMS-normalized) replace the singing: the
-language is the folder name, the speaker the artist. --no-vocals keeps the accompaniment alone.
+language is the folder name, the speaker the artist (--languages picks and orders the folders).
+--no-vocals keeps the accompaniment alone.
 
 Writes <out>/<song_id>.wav (22,050 Hz mono PCM16) and <out>/manifest.csv (MANIFEST_COLUMNS).
 Songs already on disk are skipped, so a re-run resumes; each WAV appears atomically.
@@ -44,13 +52,24 @@ import common
 
 # -----------------------------------------------------------------------------
 # corpus size
-DEMO_SONGS = 120  # songs in the default corpus, half in each language
+DEMO_SONGS = 120  # songs in the default corpus, half in each language (LANGUAGE_SHARES: equal)
 DEMO_MIN_SECONDS = 60.0  # shortest song, seconds
 DEMO_MAX_SECONDS = 120.0  # longest song, seconds
 ARTISTS_PER_LANGUAGE = 8  # singers per language; songs are dealt to them in turn
 DEMO_SEED = 42  # seed of the whole corpus; song i draws from its own Generator([seed, i])
 SAMPLE_RATE = common.SAMPLE_RATE  # Hz; espeak-ng synthesizes at 22,050 Hz as well
-LANGUAGES = ("english", "bangla")  # the two labels, exactly as the manifest writes them
+LANGUAGES = ("english", "bangla")  # the default labels, exactly as the manifest writes them
+LANGUAGE_SHARES = None  # relative song counts per language (--language-shares 5,3,2); None: equal, dealt in turn
+# more languages (--languages english,bangla,hindi,...): an espeak-ng voice and a word list each
+LANGUAGE_CODES = {  # name -> ISO 639-1: the espeak-ng voice and the wordfreq list of that code
+    "hindi": "hi", "urdu": "ur", "tamil": "ta", "telugu": "te", "kannada": "kn", "malayalam": "ml",
+    "marathi": "mr", "gujarati": "gu", "punjabi": "pa", "nepali": "ne", "spanish": "es", "french": "fr",
+    "german": "de", "italian": "it", "portuguese": "pt", "dutch": "nl", "polish": "pl", "russian": "ru",
+    "turkish": "tr", "arabic": "ar", "indonesian": "id", "vietnamese": "vi",
+}
+EXTRA_VOICES = {"spanish": ("es", "es-419")}  # espeak-ng accents where a language has more than its code
+LYRIC_WORDS = 400  # a new language's lyrics: its wordfreq list's most frequent words in its own script
+WORDFREQ_PIN = "wordfreq==3.1.1"  # the word lists of every language beyond English and Bangla
 # -----------------------------------------------------------------------------
 # singers: every distribution below is the same for both languages
 VOICE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")  # espeak-ng variants
@@ -81,7 +100,7 @@ VOICE_BANDLIMIT_HZ = 8000  # every recording goes through 2 x this rate and back
 VOICE_RMS_DBFS = -20.0  # each utterance is scaled to this RMS before the song's vocal level is applied
 VOICE_GAP_SECONDS = (0.3, 1.2)  # silence between a speaker's utterances, uniform per gap
 VOCALS = True  # False (--no-vocals): the same songs, accompaniment only (vocal level -inf), a chance-level control
-CALLER_MODULES = ("librosa", "yt_dlp", "sklearn", "torch", "matplotlib")  # preloaded for workers if loaded here
+CALLER_MODULES = ("librosa", "yt_dlp", "sklearn", "torch", "matplotlib", "wordfreq")  # preloaded if loaded here
 
 # manifest.csv: the five columns build_dataset.py reads, then what each song was made of (the
 # confounds a clustering may follow instead of language): voice = espeak variant (same list for
@@ -101,10 +120,11 @@ DEFAULT_SETTINGS = dict(
     mix_rms_dbfs=MIX_RMS_DBFS, intro_bars=INTRO_BARS, verse_lines=VERSE_LINES,
     line_words=LINE_WORDS, fade_out_seconds=FADE_OUT_SECONDS,
     vocals=VOCALS, voice_gap_seconds=VOICE_GAP_SECONDS, voice_bandlimit_hz=VOICE_BANDLIMIT_HZ,
+    languages=None, language_shares=LANGUAGE_SHARES,  # None: LANGUAGES (espeak), every folder (--voices)
 )
 # settings added after corpora were first written: a recipe names them only when they differ from
 # the default, so a folder made before they existed still counts as the same corpus
-LATER_SETTINGS = ("vocals", "voice_gap_seconds", "voice_bandlimit_hz")
+LATER_SETTINGS = ("vocals", "voice_gap_seconds", "voice_bandlimit_hz", "languages", "language_shares")
 
 # -----------------------------------------------------------------------------
 # words: common words of each language; Bangla in Bengali script for espeak-ng
@@ -165,9 +185,38 @@ NAMES = {
     ("bangla", "f"): "Nusrat Farzana Sabina Runa Anusheh Kona Nazia Shreya Tahmina Rupa Mousumi Lopa".split(),
     ("bangla", "m"): "Tahsan Habib Imran Arnob Shayan Rupam Fahim Tanvir Minar Sajid Anupam Rafiq".split(),
 }
+NAMES.update({
+    ("hindi", "f"): "Shreya Sunidhi Neha Kavita Alka Palak Asha Monali".split(),
+    ("hindi", "m"): "Arijit Sonu Mohit Kailash Shaan Udit Javed Armaan".split(),
+    ("tamil", "f"): "Chinmayi Shweta Saindhavi Harini Vaikom Anuradha Bombay Sudha".split(),
+    ("tamil", "m"): "Sid Haricharan Karthik Vijay Anirudh Pradeep Unni Srinivas".split(),
+    ("telugu", "f"): "Sunitha Geetha Mangli Ramya Mohana Kalpana Sravana Usha".split(),
+    ("telugu", "m"): "Sid Hemachandra Revanth Anurag Dhanunjay Sreerama Kaala Ramu".split(),
+    ("kannada", "f"): "Anuradha Shamitha Supriya Sangeetha Indu Archana Nanditha Vani".split(),
+    ("kannada", "m"): "Vijay Rajesh Sanjith Armaan Raghu Santhosh Kunal Hemanth".split(),
+    ("marathi", "f"): "Bela Savani Aarya Vaishali Ketaki Madhura Shalmali Anandi".split(),
+    ("marathi", "m"): "Ajay Avadhoot Swapnil Rohit Adarsh Mangesh Rahul Hrishikesh".split(),
+    ("urdu", "f"): "Abida Hadiqa Quratulain Aima Momina Natasha Zeb Iqbal".split(),
+    ("urdu", "m"): "Atif Ali Rahat Shafqat Asim Bilal Farhan Sajjad".split(),
+    ("spanish", "f"): "Lucia Carmen Sofia Elena Marta Paula Rosalia Ines".split(),
+    ("spanish", "m"): "Pablo Alejandro Diego Javier Manuel Sergio Andres Carlos".split(),
+    ("german", "f"): "Lena Helene Sarah Anna Julia Nena Marie Clara".split(),
+    ("german", "m"): "Max Tim Mark Felix Jonas Lukas Herbert Peter".split(),
+    ("french", "f"): "Camille Louane Zaz Julie Claire Amel Chloe Lea".split(),
+    ("french", "m"): "Julien Louis Vianney Thomas Hugo Kendji Benjamin Nicolas".split(),
+})
 SURNAMES = {
     "english": "Carter Hayes Brooks Bennett Collins Morgan Parker Reed Foster Walsh Turner Hughes".split(),
     "bangla": "Islam Hossain Ahmed Chowdhury Rahman Sen Das Roy Khan Haque Sarkar Bose".split(),
+    "hindi": "Sharma Ghoshal Kumar Chauhan Yagnik Singh Kakkar Malik".split(),
+    "tamil": "Sriram Rajan Iyer Subramaniam Ravichander Krishnan Menon Raghavan".split(),
+    "telugu": "Reddy Rao Naidu Sastry Varma Chowdary Kumar Prasad".split(),
+    "kannada": "Prakash Gowda Hegde Shetty Bhat Rao Murthy Kulkarni".split(),
+    "marathi": "Deshpande Joshi Patil Kulkarni Gokhale Phadke Apte Shinde".split(),
+    "urdu": "Khan Aslam Fateh Amanat Qureshi Hussain Mirza Butt".split(),
+    "spanish": "Garcia Martinez Lopez Sanchez Romero Navarro Torres Ortega".split(),
+    "german": "Muller Schmidt Fischer Weber Wagner Becker Hoffmann Forster".split(),
+    "french": "Martin Bernard Dubois Moreau Laurent Girard Lefevre Mercier".split(),
 }
 
 # music theory
@@ -251,6 +300,103 @@ def engine():
 
 
 # -----------------------------------------------------------------------------
+# languages: English and Bangla are built in; any other takes its espeak-ng voice and its words by code
+_WORDS = {"english": ENGLISH_WORDS, "bangla": BANGLA_WORDS}  # this process's word lists, by language
+
+
+def language_code(lang):
+    """ISO 639-1 code of a language beyond the built-in two, or a one-line error naming the known ones."""
+    if lang not in LANGUAGE_CODES:
+        known = ", ".join(list(LANGUAGES) + sorted(LANGUAGE_CODES))
+        raise common.PipelineError(f"demo_corpus knows no language {lang!r}; known: {known} "
+                                   "(add a name -> ISO code to LANGUAGE_CODES)")
+    return LANGUAGE_CODES[lang]
+
+
+def language_voices(lang, settings):
+    """The espeak-ng voices (accents) a language's singers draw from."""
+    if lang == "english":
+        return settings["english_voices"]
+    if lang == "bangla":
+        return settings["bangla_voices"]
+    return EXTRA_VOICES.get(lang, (language_code(lang),))
+
+
+def word_script(word):
+    """The Unicode script of a word's letters and marks (LATIN, DEVANAGARI, TAMIL...), or None if mixed."""
+    import unicodedata
+    if not word or not all(unicodedata.category(c)[0] in "LM" for c in word):
+        return None  # digits, punctuation, apostrophes
+    scripts = {unicodedata.name(c, "?").split()[0] for c in word}
+    return scripts.pop() if len(scripts) == 1 else None
+
+
+def wordfreq_words(code, n=LYRIC_WORDS):
+    """A language's n most frequent words in its own script (wordfreq's list; English loan words left out)."""
+    try:
+        import wordfreq
+    except ImportError:
+        raise common.PipelineError(f"languages beyond English and Bangla take their words from wordfreq: "
+                                   f"pip install {WORDFREQ_PIN}")
+    if code not in wordfreq.available_languages(wordlist="best"):
+        # top_n_list would answer with the nearest language's words (English for Telugu): refuse instead
+        raise common.PipelineError(f"wordfreq has no word list for {code!r}; it has: "
+                                   + ", ".join(sorted(wordfreq.available_languages(wordlist="best"))))
+    top = wordfreq.top_n_list(code, 3 * n)
+    scripts = [word_script(w) for w in top]
+    main = max(set(scripts) - {None}, key=scripts.count)  # the language's own script, by majority
+    return [w for w, sc in zip(top, scripts) if sc == main and len(w) >= 2][:n]
+
+
+def language_words(lang):
+    """Words the singers of `lang` sing (built-in lists for English and Bangla, wordfreq's for others)."""
+    if lang not in _WORDS:
+        _WORDS[lang] = wordfreq_words(language_code(lang))
+    return _WORDS[lang]
+
+
+def check_espeak_voice(name):
+    """A one-line error before any rendering when espeak-ng's data has no voice of this name."""
+    import espeakng_loader
+    root = Path(espeakng_loader.get_data_path()) / "lang"
+    if not any(f.name.lower() == name.lower() for f in root.rglob("*") if f.is_file()):
+        raise common.PipelineError(f"espeak-ng has no voice {name!r} (see {root})")
+
+
+def corpus_languages(settings, available=None):
+    """The languages of a corpus, in order: the `languages` setting, else LANGUAGES (or every voices folder)."""
+    langs = settings["languages"]
+    if langs is None:
+        return tuple(LANGUAGES) if available is None else tuple(sorted(available))
+    if available is not None:
+        missing = [lang for lang in langs if lang not in available]
+        if missing:
+            raise common.PipelineError(f"the voices folder has no {', '.join(missing)}; it has: "
+                                       + ", ".join(sorted(available)))
+    return tuple(langs)
+
+
+def share_counts(n_songs, shares):
+    """Songs per language from relative shares, by largest remainder (ties go to the earlier language)."""
+    shares = np.asarray(shares, dtype=np.float64)
+    exact = n_songs * shares / shares.sum()
+    counts = np.floor(exact).astype(int)
+    rest = np.argsort(-(exact - counts), kind="stable")[: n_songs - counts.sum()]
+    counts[rest] += 1
+    return counts
+
+
+def deal_languages(n_songs, languages, shares, rng):
+    """Every song's language, shuffled: in turn (equal sizes) or by share_counts (a real library's mix)."""
+    if shares is None:
+        return np.array([languages[i % len(languages)] for i in range(n_songs)])[rng.permutation(n_songs)]
+    if len(shares) != len(languages):
+        raise common.PipelineError(f"{len(shares)} language_shares for {len(languages)} languages "
+                                   f"({', '.join(languages)}): give one share per language, in this order")
+    return np.repeat(np.array(languages), share_counts(n_songs, shares))[rng.permutation(n_songs)]
+
+
+# -----------------------------------------------------------------------------
 # the plan: every song's metadata, drawn from the seed and settings only (not from the disk)
 def resolve_settings(overrides):
     settings = dict(DEFAULT_SETTINGS)
@@ -264,6 +410,22 @@ def resolve_settings(overrides):
         raise common.PipelineError(f"demo song length must satisfy 20 <= min <= max seconds, got {lo}, {hi}")
     if settings["artists_per_language"] < 1:
         raise common.PipelineError("artists_per_language must be at least 1")
+    langs, shares = settings["languages"], settings["language_shares"]
+    if isinstance(langs, str):
+        settings["languages"] = langs = tuple(x for x in langs.split(",") if x.strip())
+    if langs is not None:
+        settings["languages"] = langs = tuple(str(x).strip().lower() for x in langs)
+        if len(langs) < 1 or len(set(langs)) != len(langs):
+            raise common.PipelineError(f"languages must name each language once, got {', '.join(langs)}")
+    if isinstance(shares, str):
+        shares = tuple(x for x in shares.split(",") if x.strip())
+    if shares is not None:
+        try:
+            settings["language_shares"] = shares = tuple(float(x) for x in shares)
+        except (TypeError, ValueError):
+            raise common.PipelineError(f"language_shares must be numbers, got {shares!r}")
+        if not all(np.isfinite(x) and x > 0 for x in shares):
+            raise common.PipelineError(f"language_shares must be positive, got {shares}")
     return settings
 
 
@@ -288,7 +450,24 @@ def bangla_title(rng):
     return " ".join(r for _, r in pairs), [b for b, _ in pairs]
 
 
-def make_artists(rng, settings):
+def artist_names(lang, gender):
+    """First names for a language's singers (a language without a list gets generic ones)."""
+    return NAMES.get((lang, gender)) or [f"{lang.title()}{gender.upper()}{k}" for k in range(1, 9)]
+
+
+def artist_surnames(lang):
+    return SURNAMES.get(lang) or ["Singer"]
+
+
+def other_title(rng, lang):
+    """(title, words to sing) for a language beyond English and Bangla: two of its words, as written."""
+    words = language_words(lang)
+    sung = [str(w) for w in rng.choice(words, size=int(rng.integers(1, 3)), replace=False)]
+    title = " ".join(w.capitalize() if word_script(w) == "LATIN" else w for w in sung)
+    return title, sung
+
+
+def make_artists(rng, settings, languages=LANGUAGES):
     """ARTISTS_PER_LANGUAGE singers per language, voice profiles from the same distributions."""
     n = settings["artists_per_language"]
     variants = list(settings["voice_variants"])
@@ -302,14 +481,14 @@ def make_artists(rng, settings):
 
     shared = profiles() if settings["shared_profiles"] else None
     artists = {}
-    for lang in LANGUAGES:
+    for lang in languages:
         profs = shared if shared is not None else profiles()
-        voices = settings["english_voices"] if lang == "english" else settings["bangla_voices"]
+        voices = language_voices(lang, settings)
         used, out = set(), []
         for prof in profs:
             gender = "f" if prof["voice"].startswith("f") else "m"
             while True:  # a name not taken yet in this language
-                name = f"{rng.choice(NAMES[(lang, gender)])} {rng.choice(SURNAMES[lang])}"
+                name = f"{rng.choice(artist_names(lang, gender))} {rng.choice(artist_surnames(lang))}"
                 if name not in used or len(used) > 100:
                     break
             used.add(name)
@@ -321,18 +500,26 @@ def make_artists(rng, settings):
 
 def plan_corpus(n_songs, seed, settings):
     """One dict per song: everything needed to render it, and its manifest row."""
+    languages = corpus_languages(settings)
+    for lang in languages:  # a one-line error now, not in a worker half-way through the corpus
+        language_words(lang)
+        for voice in language_voices(lang, settings) if lang not in LANGUAGES else ():
+            check_espeak_voice(voice)
     rng = np.random.default_rng([seed, 7919])  # corpus-level draws: artists, language order, titles
-    artists = make_artists(rng, settings)
-    langs = np.array([LANGUAGES[i % 2] for i in range(n_songs)])[rng.permutation(n_songs)]
-    dealt = {lang: 0 for lang in LANGUAGES}
-    order = {lang: rng.permutation(settings["artists_per_language"]) for lang in LANGUAGES}
+    artists = make_artists(rng, settings, languages)
+    langs = deal_languages(n_songs, languages, settings["language_shares"], rng)
+    dealt = {lang: 0 for lang in languages}
+    order = {lang: rng.permutation(settings["artists_per_language"]) for lang in languages}
     titles, songs = set(), []
     for i, lang in enumerate(langs):
         k = dealt[lang]
         dealt[lang] += 1
         artist = artists[lang][order[lang][k % len(order[lang])]]
         for _ in range(50):  # titles unique within the corpus where the lists allow
-            title, sung = (english_title(rng), None) if lang == "english" else bangla_title(rng)
+            if lang == "english":
+                title, sung = english_title(rng), None
+            else:
+                title, sung = bangla_title(rng) if lang == "bangla" else other_title(rng, lang)
             if title not in titles:
                 break
         titles.add(title)
@@ -418,8 +605,8 @@ def plan_voice_corpus(n_songs, seed, settings, voices):
     the very Generator([seed, i]) of the synthesized demo's song i, so the accompaniment matches.
     """
     rng = np.random.default_rng([seed, 7919, 2])
-    languages = sorted(voices)
-    langs = np.array([languages[i % len(languages)] for i in range(n_songs)])[rng.permutation(n_songs)]
+    languages = corpus_languages(settings, available=voices)
+    langs = deal_languages(n_songs, languages, settings["language_shares"], rng)
     speakers = {lang: sorted(voices[lang]) for lang in languages}
     order = {lang: rng.permutation(len(speakers[lang])) for lang in languages}
     shared = {spk for lang in languages for spk in speakers[lang]
@@ -721,7 +908,7 @@ def sung_vocal(song, settings, rng, form, progs, key, bar, slot_len, n):
     sr = SAMPLE_RATE
     tts = engine()
     tts.set_voice(song["espeak_voice"])
-    words = ENGLISH_WORDS if song["language"] == "english" else BANGLA_WORDS
+    words = language_words(song["language"])
     centre_midi = 69 + 12 * np.log2(song["pitch"] / 440.0)
     # the singer's centre as a scale index of the song's key (octave * 7 + degree)
     scale_midis = np.array([12 * o + key + MAJOR[d] for o in range(1, 9) for d in range(7)])
@@ -957,12 +1144,20 @@ def parse_setting(text):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="data/demo", help="folder for the WAVs and manifest.csv")
-    p.add_argument("--songs", type=int, default=DEMO_SONGS, help="number of songs, half per language")
+    p.add_argument("--songs", type=int, default=DEMO_SONGS,
+                   help="number of songs, shared equally by the languages unless --language-shares")
     p.add_argument("--seed", type=common.seed_value, default=DEMO_SEED, help="seed of the whole corpus")
     p.add_argument("--workers", type=int, default=WORKERS, help="parallel processes")
     p.add_argument("--voices", default=None, metavar="DIR",
                    help="folder of <language>/<speaker>/*.wav|flac recordings to use as the vocals "
                         "(language = folder name, artist = speaker folder) instead of espeak-ng singing")
+    p.add_argument("--languages", default=None, metavar="A,B,...",
+                   help="languages in this order, e.g. english,bangla,hindi,spanish,tamil (default: english,bangla; "
+                        "with --voices: every folder); beyond the two: " + ", ".join(sorted(LANGUAGE_CODES))
+                        + f" (word lists from {WORDFREQ_PIN})")
+    p.add_argument("--language-shares", default=None, metavar="N,N,...",
+                   help="relative song counts, one per language in --languages order (or the voices folders' "
+                        "sorted order), e.g. 5,3,2,2,1 (default: equal)")
     p.add_argument("--no-vocals", action="store_true",
                    help="the same songs, accompaniment only (vocal level -inf): a control that should sit at chance")
     p.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
@@ -972,6 +1167,10 @@ def main():
     overrides = dict(args.set)
     if args.no_vocals:
         overrides["vocals"] = False
+    if args.languages is not None:
+        overrides["languages"] = args.languages
+    if args.language_shares is not None:
+        overrides["language_shares"] = args.language_shares
     manifest = generate_demo(args.out, n_songs=args.songs, seed=args.seed, workers=args.workers,
                              voices=args.voices, **overrides)
     counts = pd.read_csv(manifest).language.value_counts()

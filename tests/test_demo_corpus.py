@@ -344,3 +344,82 @@ def test_voices_command_line(voices, tmp_path):
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out / "manifest.csv")
     assert sorted(df.language) == ["bangla", "english"] and np.isneginf(df.vocal_level_db).all()
+
+
+# -----------------------------------------------------------------------------
+# more languages and unequal sizes (--languages, --language-shares)
+def test_share_counts_and_the_default_plan_unchanged():
+    assert demo_corpus.share_counts(130, (5, 3, 2, 2, 1)).tolist() == [50, 30, 20, 20, 10]
+    assert demo_corpus.share_counts(10, (1, 1, 1)).tolist() == [4, 3, 3]  # the remainder goes to the first
+    assert demo_corpus.share_counts(7, (0.5, 2)).tolist() == [1, 6]
+    # naming the default languages (and no shares) draws the very same songs as saying nothing
+    plain = demo_corpus.plan_corpus(12, 3, demo_corpus.resolve_settings(SETTINGS))
+    named = demo_corpus.plan_corpus(12, 3, demo_corpus.resolve_settings(
+        dict(SETTINGS, languages="english,bangla")))
+    assert repr(plain) == repr(named)
+    shared = pd.DataFrame(demo_corpus.plan_corpus(12, 3, demo_corpus.resolve_settings(
+        dict(SETTINGS, languages=("bangla", "english"), language_shares=(1, 2)))))
+    assert shared.language.value_counts().to_dict() == {"english": 8, "bangla": 4}
+    with pytest.raises(common.PipelineError, match="3 language_shares for 2 languages"):
+        demo_corpus.plan_corpus(6, 3, demo_corpus.resolve_settings(dict(SETTINGS, language_shares=(1, 2, 3))))
+    with pytest.raises(common.PipelineError, match="positive"):
+        demo_corpus.resolve_settings(dict(SETTINGS, language_shares=(1, 0)))
+    with pytest.raises(common.PipelineError, match="knows no language 'klingon'"):
+        demo_corpus.plan_corpus(4, 3, demo_corpus.resolve_settings(dict(SETTINGS, languages=("english", "klingon"))))
+
+
+def test_voices_languages_subset_and_shares(voices):
+    settings = demo_corpus.resolve_settings(dict(VOICE_TINY_SETTINGS, language_shares=(2, 1)))
+    found = demo_corpus.find_voices(voices)
+    df = pd.DataFrame(demo_corpus.plan_voice_corpus(9, 3, settings, found))  # sorted folders: bangla, english
+    assert df.language.value_counts().to_dict() == {"bangla": 6, "english": 3}
+    only = demo_corpus.resolve_settings(dict(VOICE_TINY_SETTINGS, languages=("english",)))
+    assert set(pd.DataFrame(demo_corpus.plan_voice_corpus(4, 3, only, found)).language) == {"english"}
+    # the default (every folder, equal turns) is the plan the voices corpus always had
+    assert repr(demo_corpus.plan_voice_corpus(4, 3, demo_corpus.resolve_settings(VOICE_TINY_SETTINGS), found)) == \
+        repr(demo_corpus.plan_voice_corpus(4, 3, demo_corpus.resolve_settings(
+            dict(VOICE_TINY_SETTINGS, languages="bangla,english")), found))
+    with pytest.raises(common.PipelineError, match="voices folder has no hindi"):
+        demo_corpus.plan_voice_corpus(4, 3, demo_corpus.resolve_settings(
+            dict(VOICE_TINY_SETTINGS, languages="english,hindi")), found)
+
+
+VOICE_TINY_SETTINGS = dict(min_seconds=20.0, max_seconds=22.0)
+
+
+def test_a_new_language_sings_its_own_words_in_its_script():
+    pytest.importorskip("wordfreq")
+    settings = demo_corpus.resolve_settings(dict(VOICE_TINY_SETTINGS, languages="english,hindi,spanish",
+                                                 language_shares="3,2,1"))
+    df = pd.DataFrame(demo_corpus.plan_corpus(12, 3, settings))
+    assert df.language.value_counts().to_dict() == {"english": 6, "hindi": 4, "spanish": 2}
+    assert df.groupby("language").artist.nunique().to_dict() == {"english": 6, "hindi": 4, "spanish": 2}
+    assert df[df.language == "hindi"].espeak_voice.str.startswith("hi+").all()
+    hindi = demo_corpus.language_words("hindi")
+    assert len(hindi) == demo_corpus.LYRIC_WORDS and {demo_corpus.word_script(w) for w in hindi} == {"DEVANAGARI"}
+    assert {demo_corpus.word_script(w) for w in demo_corpus.language_words("spanish")} == {"LATIN"}
+    assert all(demo_corpus.word_script(w) == "DEVANAGARI" for t in df[df.language == "hindi"].title for w in t.split())
+    with pytest.raises(common.PipelineError, match="no word list for 'te'"):  # not the nearest language's words
+        demo_corpus.language_words("telugu")
+    song = next(s for s in demo_corpus.plan_corpus(12, 3, settings) if s["language"] == "hindi")
+    _, vocal, _ = demo_corpus.render_song(song, settings, stems=True)
+    assert np.count_nonzero(np.abs(vocal) > 1e-3) > 0.2 * len(vocal)  # espeak-ng sang the Hindi words
+
+
+def test_language_flags_on_the_command_line(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_generate(out, **kwargs):  # what main hands the generator, without rendering anything
+        seen.update(kwargs)
+        raise common.PipelineError("stop")
+
+    monkeypatch.setattr(demo_corpus, "generate_demo", fake_generate)
+    monkeypatch.setattr(sys, "argv", ["demo_corpus.py", "--out", str(tmp_path), "--languages", "english,hindi",
+                                      "--language-shares", "2,1", "--songs", "9"])
+    with pytest.raises(common.PipelineError, match="stop"):
+        demo_corpus.main()
+    assert seen["languages"] == "english,hindi" and seen["language_shares"] == "2,1" and seen["n_songs"] == 9
+    settings = demo_corpus.resolve_settings({k: seen[k] for k in ("languages", "language_shares")})
+    assert settings["languages"] == ("english", "hindi") and settings["language_shares"] == (2.0, 1.0)
+    with pytest.raises(common.PipelineError, match="language_shares must be positive"):
+        demo_corpus.resolve_settings({"language_shares": "2,0"})
