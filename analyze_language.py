@@ -2,6 +2,7 @@
 and what the clusters follow instead (issue 5, sections 1 and 2).
 
     python analyze_language.py [--data-dir data] [--results-dir results] [--seed 42] [--sets fg_vtln_bow]
+    python analyze_language.py --sets language       # only what the declared language method reads (fast)
 
 Run after build_dataset.py and build_features.py. Feature sets: the report's representation
 (data/features/mfcc.npy flattened, called report_mfcc here) and every data/features/<name>.npy
@@ -11,6 +12,9 @@ that build_features.py wrote. For each:
   <set>_kmeans     standardize, PCA to CLUSTER_PCA_DIMS, K-Means (k = number of languages) over
                    metrics.N_KMEANS_SEEDS seeds: silhouette, nmi, ari, purity, acc, and per song
                    (majority vote of its segments) song_acc, song_nmi
+  whisper_named    the declared LANGUAGE_METHOD (languages.py): how many languages and which from
+                   Whisper's posteriors pooled per song, every song placed among them by Whisper's
+                   language ID restricted to them and a model of this corpus's encoder states
   <profile>_merge  for each (first stage, profile) pair in MERGES: many K-Means clusters of the
                    first-stage set (segments / OVER_SEGMENTS_PER_CLUSTER of them: a singer's few
                    songs each; fg_bow, which tells singers apart), then merged into one cluster
@@ -40,14 +44,22 @@ from sklearn.preprocessing import StandardScaler
 
 import common
 import diagnostics
+import languages
 import metrics
 from common import PipelineError
 
 # ----------------------------------------------------------------------------
 # the methods this project declares (issue 8, section 4): chosen on the demo, a demo made another
 # way and a corpus of real voices (README, "Finding the language"), then frozen
-LANGUAGE_METHOD = "whisper_lang_songs"  # recommended for unlabelled songs, any family: K-Means on songs' mean Whisper log posteriors
+LANGUAGE_METHOD = "whisper_named"  # recommended for a library, any family: Whisper says which languages, songs placed among them (languages.py)
 LABEL_FREE_METHOD = "fg_vtln_bow_merge"  # the best of the `none` family (nothing trained elsewhere): singer clusters merged by VTLN codeword profiles
+# how many clusters every method here finds: "auto" = the number of languages languages.py finds in
+# Whisper's posteriors (label-free; without whisper_lang, metrics.n_clusters: 2, or the labels' count
+# when every song has one); an integer forces it, as --n-clusters does
+N_LANGUAGES = "auto"
+NAMED_METHOD = "whisper_named"  # the method name of languages.named_clusters in the tables
+PROBES = True  # the supervised probe of every set (reads the labels; research: most of the time on labelled
+# corpora); --sets language (the language path) and --no-probes leave it out
 SEED = 42  # first K-Means seed (the next metrics.N_KMEANS_SEEDS - 1 follow) and PCA seed
 N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared methods' interval
 # log posteriors share one unit: standardizing them would give a language nobody sings (noise at
@@ -70,10 +82,6 @@ DECLARED_COLUMNS = ["role", "method", "pretrained", "song_acc", "song_acc_std", 
 # where a feature set was trained (issue 8, section 2): none / self-supervised / language-labels
 PRETRAINED_BY_PREFIX = {"whisper_": "language-labels"}  # every other set is made from this corpus alone
 REFERENCE_METHOD = "whisper_lid_reference"  # Whisper's own answer among the corpus's languages: not a clustering
-WHISPER_CODES = {"english": "en", "bangla": "bn", "bengali": "bn", "hindi": "hi", "spanish": "es",
-                 "french": "fr", "german": "de", "portuguese": "pt", "arabic": "ar", "chinese": "zh",
-                 "japanese": "ja", "korean": "ko", "russian": "ru", "urdu": "ur", "tamil": "ta",
-                 "italian": "it", "turkish": "tr", "indonesian": "id", "nepali": "ne"}  # label -> Whisper code
 
 def read_sidecar(path):
     """The .json build_features.py wrote beside a feature set (config, hash, source, vtln, kind, order,
@@ -245,7 +253,8 @@ def whisper_reference(data_dir, segments):
         logp = np.load(feat / "whisper_lang.npy")
     except Exception:
         return None
-    want = [WHISPER_CODES.get(lang.lower(), lang.lower()) for lang in langs]
+    iso = {languages.iso_code(c): c for c in codes}  # Whisper's own codes by their ISO tag (jw: jv)
+    want = [iso.get(languages.label_code(lang), lang) for lang in langs]
     if len(langs) < 2 or len(logp) != len(segments) or any(c not in codes for c in want):
         return None
     cols = logp[:, [codes.index(c) for c in want]]
@@ -269,27 +278,24 @@ def artist_bootstrap(song_table, n_boot=N_BOOTSTRAP, seed=SEED):
     return float(np.percentile(accs, 2.5)), float(np.percentile(accs, 97.5))
 
 
-def name_clusters(table):
-    """{cluster id: name}: the majority language of its labelled songs, else cluster_<id>; a
-    name two clusters would share gets the cluster id appended."""
-    names = {}
-    for c in sorted(table["cluster_id"].unique()):
-        lab = table[(table["cluster_id"] == c) & is_labelled(table["language"])]["language"].astype(str)
-        names[c] = lab.value_counts().sort_index().idxmax() if len(lab) else f"cluster_{c}"
-    counts = pd.Series(list(names.values())).value_counts()
-    return {c: (f"{n}_{c}" if counts[n] > 1 else n) for c, n in names.items()}
-
-
-def song_languages(per_song, segments, songs):
-    """The answer per song from one seed of a song-level method: common.SONG_LANGUAGE_COLUMNS + cluster_id."""
+def song_languages(per_song, segments, songs, whisper=None):
+    """The answer per song from one seed of a song-level method: common.SONG_LANGUAGE_COLUMNS + cluster_id,
+    and the clusters' table (languages.name_clusters: a cluster is named by its labelled songs' majority,
+    else by Whisper's posterior pooled over its songs, or called uncertain). whisper: (song ids, song
+    posteriors, codes) from song_whisper, or None (no Whisper: cluster_<id>)."""
     ids, clusters, conf = per_song
     first = segments.drop_duplicates("song_id").set_index(segments.drop_duplicates("song_id")["song_id"].astype(str))
     t = pd.DataFrame({"song_id": ids, "cluster_id": clusters, "confidence": np.round(conf, 4)})
     for col in ("title", "artist", "language"):
         t[col] = t["song_id"].map(first[col]).fillna("").astype(str).replace("nan", "")
-    names = name_clusters(t)
-    t["cluster"] = t["cluster_id"].map(names)
-    return t
+    posteriors = codes = None
+    if whisper is not None:
+        w_ids, w_post, codes = whisper
+        posteriors = w_post[pd.Index(w_ids).get_indexer(t["song_id"])]
+    names = languages.name_clusters(t["cluster_id"].to_numpy(), posteriors, codes, t["language"].to_numpy())
+    for col in ("cluster", "cluster_language", "cluster_language_name"):
+        t[col] = t["cluster_id"].map(names[col])
+    return t, names
 
 
 def merge_rows(z_over, z_profile, segments, method, desc, seed, k):
@@ -409,26 +415,113 @@ def record(found, method, rows, assignments, probe, t, view, family):
           f"{probe.get('probe_acc_artist', np.nan):.4f}  [{family}]  ({time.time() - t:.1f} s)")
 
 
-def read_corpus(data_dir, n_clusters):
-    """(segments with "" for a missing language, labelled mask, k, songs.csv or None), after the checks
+def read_corpus(data_dir):
+    """(segments with "" for a missing language, labelled mask, songs.csv or None), after the checks
     and the opening line."""
     _, segments = common.load_features(data_dir)
     mask = is_labelled(segments["language"])
     segments["language"] = segments["language"].where(mask, "").astype(str)
     n, labels = len(segments), segments["language"].to_numpy()
-    languages = sorted(set(labels[mask]))
-    k = metrics.n_clusters(segments, n_clusters)  # metrics.N_LANGUAGES unless every segment is labelled
-    n_songs = segments["song_id"].nunique()
-    if n_songs < k:  # the song-level methods cluster songs
-        raise PipelineError(f"{common.segments_path(data_dir)} holds {n_songs} songs, fewer than the {k} clusters "
-                            f"asked for: add songs and rebuild, or lower --n-clusters")
     songs_file = common.songs_path(data_dir)
     songs = pd.read_csv(songs_file, dtype={"song_id": str}) if songs_file.exists() else None
-    print(f"{n} segments, {n_songs} songs, {segments['artist'].nunique()} artists; k = {k} clusters; "
-          + (f"{mask.sum()} segments labelled ({', '.join(languages)}), majority-class rate "
+    print(f"{n} segments, {segments['song_id'].nunique()} songs, {segments['artist'].nunique()} artists; "
+          + (f"{mask.sum()} segments labelled ({', '.join(sorted(set(labels[mask])))}), majority-class rate "
              f"{metrics.majority_rate(labels[mask]):.4f}" if mask.any() else "no labels: nothing is scored")
           + f". {metrics.silhouette_note(n)}")
-    return segments, mask, k, songs
+    return segments, mask, songs
+
+
+def song_whisper(data_dir, segments, expected):
+    """Whisper per song, for the named method, the count of languages and the clusters' names:
+    (song ids in sorted order, (songs, languages) mean floored log posteriors, their posteriors, the
+    language codes, (songs, 512) mean encoder states or None), or None without a usable whisper_lang."""
+    feat = common.features_dir(data_dir)
+    path = feat / "whisper_lang.npy"
+    if not path.exists() or not fingerprint_matches(path, expected, data_dir, quiet=True):
+        return None
+    codes = read_sidecar(path).get("languages")
+    logp = np.load(path)
+    if not codes or logp.shape != (len(segments), len(codes)):
+        return None
+    ids, inverse = np.unique(segments["song_id"].astype(str).to_numpy(), return_inverse=True)
+    L = diagnostics.song_means(np.maximum(logp, np.log(POSTERIOR_FLOOR)), inverse, len(ids)).astype(np.float64)
+    M = None
+    mean_path = feat / "whisper_mean.npy"
+    if mean_path.exists() and fingerprint_matches(mean_path, expected, data_dir, quiet=True):
+        x = np.load(mean_path)
+        M = diagnostics.song_means(x, inverse, len(ids)) if len(x) == len(segments) else None
+    return ids, L, languages.softmax_rows(L), [str(c) for c in codes], M
+
+
+def choose_k(segments, n_clusters, whisper, seed):
+    """(k every method here finds, languages.named_clusters' answer when it chose k, or None): --n-clusters
+    or an integer N_LANGUAGES forces it; "auto" takes the number of languages languages.py finds in
+    Whisper's posteriors (at least 2 for the research methods; the named method keeps its own,
+    1 included), else metrics.n_clusters."""
+    forced = n_clusters if n_clusters is not None else (None if N_LANGUAGES == "auto" else int(N_LANGUAGES))
+    if forced is not None:
+        k, why, named = metrics.n_clusters(segments, forced), "forced", None
+    elif whisper is not None:
+        named = languages.named_clusters(whisper[1], whisper[3], None if whisper[4] is None else cluster_view(
+            whisper[4], seed), seed=seed)
+        k = max(2, named["k"])
+        present = [named["table"].set_index("column").loc[g, "code"].tolist() for g in named["groups"]]
+        why = (f"auto: {named['k']} language{'s' if named['k'] != 1 else ''} in Whisper's posteriors ("
+               + ", ".join("/".join(p) for p in present)
+               + (f", and {named['k'] - len(present)} that Whisper names on no song" if named["k"] > len(present) else "")
+               + ")")
+    else:
+        k, named = metrics.n_clusters(segments), None
+        why = ("no whisper_lang to count the languages in (`python build_features.py --sets language`): "
+               + ("the labelled languages" if is_labelled(segments["language"]).all() else f"metrics.N_LANGUAGES"))
+    n_songs = segments["song_id"].nunique()
+    if n_songs < k:  # the song-level methods cluster songs
+        raise PipelineError(f"{n_songs} songs, fewer than the {k} clusters asked for: add songs and rebuild, "
+                            f"or lower --n-clusters")
+    print(f"k = {k} clusters ({why})")
+    return k, named
+
+
+def write_language_count(named, results_dir):
+    """language_count.csv (per language Whisper names: songs naming it, needed, present, and the
+    clusters' count) and its chart, from the named method's choice of k."""
+    import plots
+    table = named["table"].copy()
+    table["name"] = [languages.english_name(c) for c in table["code"]]
+    table["cluster"] = -1
+    for i, g in enumerate(named["groups"]):
+        table.loc[table["column"].isin(g), "cluster"] = i
+    table["k"] = named["k"]
+    common.write_csv(common.metrics_dir(results_dir) / common.LANGUAGE_COUNT_FILE,
+                     table.drop(columns="column"))
+    return plots.language_count_chart(table, common.figures_dir(results_dir) / common.LANGUAGE_COUNT_FIGURE,
+                                      named["k"], named["unnamed"], languages.UNNAMED_MIN_SILHOUETTE)
+
+
+def analyze_named(found, whisper, seed, k_forced):
+    """The declared method, whisper_named (languages.named_clusters), over the seeds (each re-draws the
+    PCA of the encoder states and the K-Means of songs Whisper names no language): its rows."""
+    ids, L, P, codes, M = whisper
+    segments = found.segments
+    t = time.time()
+    inverse = pd.Index(ids).get_indexer(segments["song_id"].astype(str))
+    labels, mask = segments["language"].to_numpy(), is_labelled(segments["language"])
+    z = cluster_view(L, seed, standardize=False)  # the space the silhouette is taken in: the songs' profiles
+    rows, assignments, per_song = [], {}, {}
+    for s in metrics.kmeans_seeds(seed):
+        out = languages.named_clusters(L, codes, None if M is None else cluster_view(M, s), k=k_forced, seed=s)
+        assignments[s] = out["clusters"][inverse]
+        per_song[s] = (ids, out["clusters"], out["confidence"])
+        sil = metrics.silhouette(z, out["clusters"]) if len(np.unique(out["clusters"])) > 1 else np.nan
+        rows.append({"method": NAMED_METHOD, "uses_labels": False,
+                     "features": f"Whisper's posteriors pooled per song ({len(ids)} songs): {out['k']} languages "
+                                 f"named on enough songs, songs placed by Whisper restricted to them"
+                                 + (" and an encoder-state model" if M is not None else ""),
+                     **scored(z[inverse], labels, mask, assignments[s], seed=seed, silhouette=sil),
+                     "n_segments": len(segments), "seed": s})
+    found.song_answers[NAMED_METHOD] = per_song
+    probe = found.probes.get("whisper_lang", {})
+    record(found, NAMED_METHOD, pd.DataFrame(rows), assignments, probe, t, "whisper_lang", "language-labels")
 
 
 def analyze_set(found, name, path, mask, can_probe, seed, k):
@@ -551,15 +644,19 @@ def refresh_report(data_dir, results_dir, seed, sets):
         print(f"note: REPORT.md not refreshed ({e})")
 
 
-def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
+def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None, probes=PROBES):
     """Every step, in order: the corpus, each feature set, the merges, Whisper's reference, the
     confounds, the declared methods, the figures, the report. Returns every metrics row."""
     t0 = time.time()
     common.seed_everything(seed)
-    segments, mask, k, songs = read_corpus(data_dir, n_clusters)
-    can_probe = len(set(segments["language"][mask])) >= 2
+    segments, mask, songs = read_corpus(data_dir)
+    can_probe = probes and len(set(segments["language"][mask])) >= 2
     found = Findings(segments, results_dir)
     expected, _ = common.corpus_fingerprint(data_dir, segments)
+    whisper = song_whisper(data_dir, segments, expected)
+    k, named = choose_k(segments, n_clusters, whisper, seed)
+    k_forced = None if named is not None else k
+    figs = [write_language_count(named, results_dir)] if named is not None else []
     sets_found = discover_sets(data_dir, len(segments), sets)
     if len(sets_found) == 1 and not sets:
         print(f"note: only the report's MFCC found; the language feature sets (Whisper, REPET-SIM, VTLN, ...) "
@@ -567,14 +664,16 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
     for name, path in sets_found:
         if name == common.REPORT_MFCC or fingerprint_matches(path, expected, data_dir):
             analyze_set(found, name, path, mask, can_probe, seed, k)
+    if whisper is not None and "whisper_lang" in found.views:
+        analyze_named(found, whisper, seed, k_forced)
     analyze_merges(found, seed, k)
     if not found.rows:
         raise PipelineError(f"no feature set to analyze in {common.features_dir(data_dir)}")
     add_whisper_reference(found, data_dir, mask, seed)
     heat, fig = write_confounds(found, data_dir, songs, mask)
     rows = pd.concat(found.rows, ignore_index=True)
-    declared = write_declared(rows, found.song_answers, segments, songs, seed, results_dir, data_dir, k)
-    figs = [fig] + best_and_figures(found, rows, heat, declared, mask, can_probe, seed)
+    declared = write_declared(rows, found.song_answers, segments, songs, seed, results_dir, data_dir, k, whisper)
+    figs += [fig] + best_and_figures(found, rows, heat, declared, mask, can_probe, seed)
     mdir = common.metrics_dir(results_dir)
     print(f"metrics: {mdir / common.LANGUAGE_METRICS_FILE}, {mdir / common.PROBES_FILE}, {mdir / common.CONFOUNDS_FILE}, "
           f"{mdir / common.DECLARED_FILE}; {sum(f is not None for f in figs)} figures in "
@@ -583,16 +682,20 @@ def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None):
     return rows
 
 
-def fingerprint_matches(path, expected, data_dir):
+def fingerprint_matches(path, expected, data_dir, quiet=False):
     """A feature file made from other audio or other segments is refused (issue 10, section 2)."""
     try:
         cfg = json.loads(path.with_suffix(".json").read_text())["config"]
     except Exception:
+        if quiet:
+            return False
         print(f"skipped {path.stem}: {path.with_suffix('.json')} is missing or unreadable; "
               f"re-run `python build_features.py --data-dir {data_dir}`")
         return False
     for key in ("segments", "audio"):
         if cfg.get(key) != expected[key]:
+            if quiet:
+                return False
             what = "segments.csv" if key == "segments" else "the audio in data/audio"
             print(f"skipped {path.stem}: {path} was made from other {key} than {what} now holds; "
                   f"re-run `python build_features.py --data-dir {data_dir}`")
@@ -625,7 +728,8 @@ def other_builds(method, data_dir, segments, seed, k):
     return out
 
 
-def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir=None, k=metrics.N_LANGUAGES):
+def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_dir=None, k=metrics.N_LANGUAGES,
+                   whisper=None):
     """results/metrics/declared_methods.csv (role, method, spread over every seeded step: PCA and
     K-Means seeds, and the codebook seeds of build_features.py's SPREAD_SEEDS where the method has a
     codebook; an artist bootstrap) and results/song_languages.csv from LANGUAGE_METHOD. Returns
@@ -645,7 +749,7 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
         per_seed = song_answers.get(method)
         lo = hi = np.nan
         if per_seed:
-            t = song_languages(per_seed[seed], segments, songs)
+            t, _ = song_languages(per_seed[seed], segments, songs, whisper and whisper[:1] + whisper[2:4])
             lo, hi = artist_bootstrap(t, seed=seed)
         out.append({"role": role, "method": method, "pretrained": r["pretrained"].iloc[0],
                     "song_acc": spread["song_acc"].mean(), "song_acc_std": spread["song_acc"].std(ddof=1),
@@ -657,9 +761,11 @@ def write_declared(rows, song_answers, segments, songs, seed, results_dir, data_
     common.write_csv(common.metrics_dir(results_dir) / common.DECLARED_FILE, pd.DataFrame(out, columns=DECLARED_COLUMNS))
     answer = declared.get("language_method") or declared.get("label_free_method")
     if answer in song_answers:
-        t = song_languages(song_answers[answer][seed], segments, songs)
+        t, names = song_languages(song_answers[answer][seed], segments, songs, whisper and whisper[:1] + whisper[2:4])
         path = common.Path(results_dir) / common.SONG_LANGUAGES_FILE
         common.write_csv(path, t[common.SONG_LANGUAGE_COLUMNS].sort_values(["cluster", "confidence"], ascending=[True, False]))
+        common.write_csv(common.metrics_dir(results_dir) / common.LANGUAGE_CLUSTERS_FILE,
+                         names.reset_index().assign(method=answer))
         sizes = t["cluster"].value_counts().sort_index()
         print(f"answer per song ({answer}): {path} — " + ", ".join(f"{c}: {v} songs" for c, v in sizes.items()))
     return declared
@@ -669,12 +775,18 @@ def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     p.add_argument("--seed", type=common.seed_value, default=SEED, help="first K-Means seed and PCA seed")
     p.add_argument("--sets", default="", help=f"comma-separated feature sets (default: {common.REPORT_MFCC} and "
-                                              f"every data/features/<name>.npy)")
+                                              f"every data/features/<name>.npy); `language`: "
+                                              f"{', '.join(languages.LANGUAGE_SETS)}, what LANGUAGE_METHOD reads")
+    p.add_argument("--no-probes", action="store_true",
+                   help="leave out the supervised probes (research diagnostics that read the labels)")
     p.add_argument("--n-clusters", type=int, default=None,
-                   help=f"clusters to find (default: the labelled languages if every song has one, else metrics.N_LANGUAGES = {metrics.N_LANGUAGES})")
+                   help=f"clusters to find (default N_LANGUAGES = {N_LANGUAGES!r}: the number of languages found in "
+                        f"Whisper's posteriors)")
     args = p.parse_args()
-    analyze(args.data_dir, args.results_dir, args.seed, [s for s in args.sets.split(",") if s.strip()] or None,
-            args.n_clusters)
+    names = [s.strip() for s in args.sets.split(",") if s.strip()]
+    sets = [x for s in names for x in (languages.LANGUAGE_SETS if s == "language" else [s])]
+    probes = PROBES and not args.no_probes and "language" not in names  # the language path: no research probes
+    analyze(args.data_dir, args.results_dir, args.seed, sets or None, args.n_clusters, probes)
 
 
 if __name__ == "__main__":

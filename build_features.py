@@ -2,6 +2,8 @@
 
     python build_features.py                      # after build_dataset.py; every set in FEATURE_SETS
     python build_features.py --sets fg_vtln_bow,fg_bow --workers 1
+    python build_features.py --sets language                 # only what the declared language method reads
+    python build_features.py --sets language --scheduler tcp://login1:8786 --data-dir /shared/lang/data  # Dask
 
 Reads data/audio/<song_id>.wav and data/features/segments.csv and writes, for every name in
 FEATURE_SETS, data/features/<name>.npy: float32 (N, dim), row i = segment i of segments.csv,
@@ -38,18 +40,16 @@ warp factor.
 """
 import argparse
 import json
-import multiprocessing
 import os
-import signal
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 import common
+import languages
+import song_tasks
 from common import PipelineError, SAMPLE_RATE, SEGMENT_SECONDS
 
 # ----------------------------------------------------------------------------
@@ -92,6 +92,9 @@ TFIDF_SUBLINEAR = True  # 1 + log(count): a unit held for long does not drown th
 FEATURE_SETS = ["stats", "bow", "fg_stats", "fg_stats_cmn", "fg_bow", "fg_bigram",
                 "fg_vtln_stats", "fg_vtln_bow", "fg_vtln_bigram", "bg_stats",
                 "whisper_mean", "whisper_meanstd", "whisper_lang"]
+# --sets aliases: `all` is every set (the research tables; make demo), `language` exactly what the
+# declared language method and its cluster names read (languages.LANGUAGE_SETS), nothing else
+SET_ALIASES = {"all": FEATURE_SETS, "language": list(languages.LANGUAGE_SETS)}
 SOURCES = ("mix", "fg", "bg")
 KINDS = ("stats", "stats_cmn", "bow", "bigram")
 SEED = 0  # frame sampling and codebooks
@@ -113,6 +116,11 @@ WHISPER_SETS = {  # name -> what a row holds
     "whisper_meanstd": "Whisper encoder states, mean and std over the segment",
     "whisper_lang": "Whisper's log posteriors over its languages",
 }
+# Whisper runs on at most this many 30 s windows a song, those Silero VAD finds likeliest to hold
+# singing (an intro or a solo says nothing of the language); the others take the song's pooled answer.
+# Chosen on the validation corpora (README, "Fewer windows"); 0 runs every window
+WHISPER_WINDOWS_PER_SONG = 4
+WHISPER_DASK_THREADS = 1  # CPU threads of the Whisper model in each Dask worker process (one song per worker thread)
 WHISPER_WORKER_GB = 1.0  # resident memory of one Whisper worker (base, int8: ~0.5 GB measured) with headroom
 
 
@@ -157,17 +165,21 @@ def frame_config():
             "cache_dtype": np.dtype(CACHE_DTYPE).name}
 
 
-def whisper_config(model_identity):
+def whisper_config(model_identity, windows_per_song=None):
+    """What Whisper's per-song cache and sets depend on: the model, its settings and the window choice
+    (how many windows a song, by which VAD). The batch is left out: batches give the same numbers."""
     import whisper_features as wf
+    n = WHISPER_WINDOWS_PER_SONG if windows_per_song is None else windows_per_song
     return {"model": model_identity, "compute_type": wf.WHISPER_COMPUTE_TYPE,
-            "sample_rate": wf.WHISPER_SAMPLE_RATE, "window_s": wf.WHISPER_WINDOW_S, "log_floor": wf.LOG_FLOOR}
+            "sample_rate": wf.WHISPER_SAMPLE_RATE, "window_s": wf.WHISPER_WINDOW_S, "log_floor": wf.LOG_FLOOR,
+            "window_choice": wf.choice_config(n)}
 
 
-def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identity=None):
+def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identity=None, windows_per_song=None):
     """Everything a set depends on, the audio's content fingerprint included (issue 10, section 2)."""
     source, vtln, kind = parse_name(name)
     if source == "whisper":
-        return {"name": name, "whisper": whisper_config(model_identity), **fingerprint}
+        return {"name": name, "whisper": whisper_config(model_identity, windows_per_song), **fingerprint}
     cfg = {"name": name, "frames": frame_config(), "delta_width": DELTA_WIDTH, **fingerprint}
     if vtln:
         cfg.update(vtln_alphas=list(map(float, VTLN_ALPHAS)), vtln_iterations=VTLN_ITERATIONS,
@@ -280,11 +292,13 @@ def load_whisper(model, threads):
 
 
 def whisper_song(args):
-    """Worker: Whisper states and posteriors of one song's segments into the cache."""
-    song_id, wav, fingerprint, cache_dir, starts = args
+    """Worker: Whisper states and posteriors of one song's segments into the cache. Whisper runs on at
+    most n_windows of them, those Silero VAD finds likeliest to hold singing; the others inherit the
+    song's pooled answer (whisper_features.encode_song); `ran` records which ran."""
+    song_id, wav, fingerprint, cache_dir, starts, n_windows = args
     import whisper_features as wf
     path = song_cache_path(cache_dir, song_id)
-    if cached(path, fingerprint, ("mean", "std", "logp", "starts")):
+    if cached(path, fingerprint, ("mean", "std", "logp", "starts", "ran")):
         with np.load(path) as z:
             if np.allclose(z["starts"], starts):
                 return song_id, None
@@ -293,7 +307,7 @@ def whisper_song(args):
         win = int(wf.WHISPER_WINDOW_S * wf.WHISPER_SAMPLE_RATE)
         segs = [y[int(round(s * wf.WHISPER_SAMPLE_RATE)):][:win] for s in starts]
         enc = _WHISPER["encoder"]
-        out = enc.encode_segments(segs)
+        out = wf.encode_song(enc, segs, n_windows, starts=starts, y16k=y)
         with common.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, audio=np.array(fingerprint), starts=np.asarray(starts, dtype=np.float64),
@@ -301,18 +315,6 @@ def whisper_song(args):
         return song_id, None
     except Exception as e:
         return song_id, f"{type(e).__name__}: {e}"
-
-
-def _init_worker(load=None, *load_args):
-    common.die_with_parent()  # a SIGKILLed build_features.py leaves no workers behind
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(limits=1)  # one process per core; BLAS threads would only fight
-    except ImportError:
-        pass
-    if load is not None:
-        load(*load_args)
 
 
 def load_song(cache_dir, song_id):
@@ -454,37 +456,12 @@ def tfidf(counts):
 
 # ----------------------------------------------------------------------------
 def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM + cepstra)",
-              load=None, load_args=()):
-    """work(job) for every song into its cache, in parallel; {song_id: (wav, error)} of failures.
+              load=None, load_args=(), scheduler=None):
+    """work(job) for every song into its cache: this machine's processes, or the Dask cluster at
+    `scheduler` (song_tasks.py); {song_id: (wav, error)} of failures, each logged.
     load(*load_args) runs once in each process that works (to load a model)."""
-    failed = {}
-    common.warm_numba()  # librosa's numba functions compiled (and a bad cache mended) here, never in racing workers
-    bar = tqdm(total=len(jobs), desc=desc, unit="song")
-    if workers == 1:
-        if load is not None:
-            load(*load_args)
-        for job in jobs:
-            sid, err = work(job)
-            if err:
-                failed[sid] = (job[1], err)
-            bar.update()
-    else:
-        ctx = multiprocessing.get_context("forkserver")
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(load, *load_args)) as ex:
-                futures = {ex.submit(work, job): job for job in jobs}
-                for fut in as_completed(futures):
-                    sid, err = fut.result()
-                    if err:
-                        failed[sid] = (futures[fut][1], err)
-                    bar.update()
-        except BrokenProcessPool:  # a worker killed (out of memory) or one whose model would not load
-            bar.close()
-            raise PipelineError(f"a worker of '{desc}' died before its songs were done (killed for memory, or "
-                                f"a model that does not load); the songs it finished are cached: re-run with "
-                                f"--workers 1 to see its error, or with fewer workers") from None
-    bar.close()
+    failed = song_tasks.run_song_jobs(jobs, work, workers=workers, desc=desc, load=load, load_args=load_args,
+                                      scheduler=scheduler)
     for sid, (src, err) in failed.items():
         common.log_failure(data_dir, STAGE, sid, src, err)
     return failed
@@ -522,7 +499,7 @@ def sets_to_build(names, configs, out_dir, n_segments):
 
 
 def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers, whisper_model,
-                model_path, model_identity):
+                model_path, model_identity, windows_per_song=None, scheduler=None):
     """Step 1: every song's frames (and Whisper states) into the per-song caches, in parallel; the
     cache entry holds the audio's fingerprint. Returns (frame cache folder, Whisper cache folder or
     None); raises when a song could not be read (the rows must match segments.csv)."""
@@ -537,16 +514,22 @@ def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, 
     if todo_sets and not failed:
         cache_dir.mkdir(parents=True, exist_ok=True)
         jobs = [(s, wavs[s], song_audio[s], cache_dir) for s in songs]
-        failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir)
-    whisper_dir = feat_dir / f"whisper_{common.digest(whisper_config(model_identity))}" if whisper_sets else None
+        failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir, scheduler=scheduler)
+    whisper_dir = (feat_dir / f"whisper_{common.digest(whisper_config(model_identity, windows_per_song))}"
+                   if whisper_sets else None)
     if whisper_sets and not failed:
+        n_windows = WHISPER_WINDOWS_PER_SONG if windows_per_song is None else windows_per_song
         whisper_dir.mkdir(parents=True, exist_ok=True)
         starts_of = segments.groupby("song_id", sort=False)["start_s"].apply(list)
-        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]]) for s in songs]
-        n_workers = whisper_workers(workers, len(jobs))
-        threads = max(1, (os.cpu_count() or 1) // n_workers)
-        failed = cache_all(jobs, n_workers, data_dir, whisper_song, f"Whisper {whisper_model} ({n_workers} x "
-                           f"{threads} threads)", load_whisper, (model_path, threads))
+        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]], n_windows) for s in songs]
+        if scheduler is None:
+            n_workers = whisper_workers(workers, len(jobs))
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            desc = f"Whisper {whisper_model} ({n_workers} x {threads} threads)"
+        else:  # one song per Dask worker thread, as one per local process: the cluster's size sets the pace
+            n_workers, threads, desc = 1, WHISPER_DASK_THREADS, f"Whisper {whisper_model}"
+        failed = cache_all(jobs, n_workers, data_dir, whisper_song, desc, load_whisper, (model_path, threads),
+                           scheduler=scheduler)
     if failed:
         raise PipelineError(
             f"{len(failed)} of {len(songs)} songs could not be read (see {common.failures_path(data_dir)}); "
@@ -634,12 +617,27 @@ def segment_features(parsed, songs, rows_of, starts, cache_dir, warps, codebooks
     return out
 
 
+def expand_sets(names):
+    """Set names with the aliases of SET_ALIASES (`all`, `language`) expanded, in order, once each."""
+    out = []
+    for n in names:
+        out += SET_ALIASES.get(n, [n])
+    return list(dict.fromkeys(out))
+
+
 def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
-          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None):
+          bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None, whisper_windows=None,
+          scheduler=None):
     """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
-    stay in any case); returns {name: path} written."""
-    names = list(names or FEATURE_SETS)
+    stay in any case); returns {name: path} written. whisper_windows: Whisper's windows per song
+    (None: WHISPER_WINDOWS_PER_SONG; 0: all). scheduler: a Dask scheduler address
+    whose workers do the per-song work (None: this machine's processes)."""
+    names = expand_sets(names or FEATURE_SETS)
     workers = common.check_workers(workers)
+    if whisper_windows is not None and whisper_windows < 0:
+        raise PipelineError(f"--whisper-windows {whisper_windows}: give 0 (every window) or more")
+    if scheduler is not None:  # the workers see the data at the same absolute path, not our working folder
+        data_dir = Path(data_dir).resolve()
     for n in names:
         parse_name(n)
     segments = read_segments(data_dir)
@@ -649,7 +647,8 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         import whisper_features
         model_path, model_identity = whisper_features.resolve_model(whisper_model)
     out_dir = Path(out_dir) if out_dir is not None else common.features_dir(data_dir)  # the sets
-    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity) for n in names}
+    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity, whisper_windows)
+               for n in names}
     todo = sets_to_build(names, configs, out_dir, len(segments))
     if not todo:
         return {}
@@ -659,7 +658,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     todo_sets = [n for n in todo if n not in WHISPER_SETS]
     whisper_sets = [n for n in todo if n in WHISPER_SETS]
     cache_dir, whisper_dir = cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers,
-                                         whisper_model, model_path, model_identity)
+                                         whisper_model, model_path, model_identity, whisper_windows, scheduler)
 
     # 2) song-level warps, codebooks, then every set song by song
     rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
@@ -718,12 +717,13 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
     if not names:
         return {}
     cols = {"mean": [], "std": [], "logp": []}
-    rows, languages = [], None
+    rows, codes, ran = [], None, 0
     for s in songs:
         with np.load(song_cache_path(whisper_dir, s)) as z:
             for k in cols:
                 cols[k].append(z[k])
-            languages = [str(x) for x in z["languages"]] if languages is None else languages
+            codes = [str(x) for x in z["languages"]] if codes is None else codes
+            ran += int(z["ran"].sum())
         rows.append(rows_of[s])
     order = np.concatenate(rows)
     full = {}
@@ -732,16 +732,26 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
         full[k][order] = np.concatenate(parts)
     data = {"whisper_mean": full["mean"], "whisper_meanstd": np.concatenate([full["mean"], full["std"]], axis=1),
             "whisper_lang": full["logp"]}
-    return {name: write_set(feat_dir, name, data[name], configs[name], data_dir,
-                            **({"languages": languages} if name == "whisper_lang" else {}))
+    print(f"Whisper ran on {ran} of {n} windows ({ran / max(n, 1):.0%}); the others took their song's pooled answer")
+    return {name: write_set(feat_dir, name, data[name], configs[name], data_dir, windows_run=ran,
+                            **({"languages": codes} if name == "whisper_lang" else {}))
             for name in names}
 
 
 def main():
     p = common.add_dir_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    p.add_argument("--sets", default=",".join(FEATURE_SETS), help="comma-separated feature sets to build")
+    p.add_argument("--sets", default="all",
+                   help="comma-separated feature sets to build; `all` (every set: the research tables) or "
+                        f"`language` ({', '.join(languages.LANGUAGE_SETS)}: what the declared language method reads)")
     p.add_argument("--seed", type=common.seed_value, default=SEED, help="seed for frame sampling and codebooks")
     p.add_argument("--workers", type=int, default=WORKERS, help="processes for the per-song frames")
+    p.add_argument("--scheduler", default=None,
+                   help="a Dask scheduler address (tcp://host:8786) or scheduler file: the per-song work runs "
+                        "as tasks on that cluster, whose workers see --data-dir at the same path (README)")
+    p.add_argument("--whisper-windows", type=int, default=None,
+                   help="Whisper runs on at most this many windows a song, those Silero VAD finds likeliest to "
+                        "hold singing; the others get the song's pooled answer; 0 = every window "
+                        f"(default WHISPER_WINDOWS_PER_SONG = {WHISPER_WINDOWS_PER_SONG})")
     p.add_argument("--codebook-size", type=int, default=CODEBOOK_SIZE, help="codewords of the bow sets")
     p.add_argument("--bigram-codebook-size", type=int, default=BIGRAM_CODEBOOK_SIZE,
                    help="units of the bigram sets")
@@ -751,9 +761,9 @@ def main():
                    type=lambda text: [common.seed_value(x) for x in text.split(",") if x.strip()],
                    help=f"extra codebook seeds for {', '.join(SPREAD_SETS)} (comma-separated; empty: none)")
     args = p.parse_args()
-    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    names = expand_sets(n.strip() for n in args.sets.split(",") if n.strip())
     kw = dict(workers=args.workers, codebook_size=args.codebook_size, bigram_size=args.bigram_codebook_size,
-              whisper_model=args.whisper_model)
+              whisper_model=args.whisper_model, whisper_windows=args.whisper_windows, scheduler=args.scheduler)
     build(args.data_dir, names, args.seed, **kw)
     build_spread(args.data_dir, names, args.spread_seeds, **kw)
 

@@ -44,7 +44,11 @@ PROBES_FILE = "language_probes.csv"  # in results/metrics/: one row per feature 
 CONFOUNDS_FILE = "confounds.csv"  # in results/metrics/: one row per method, NMI against each attribute
 DECLARED_FILE = "declared_methods.csv"  # in results/metrics/: the declared methods and their spread
 SONG_LANGUAGES_FILE = "song_languages.csv"  # in results/: the answer per song
-SONG_LANGUAGE_COLUMNS = ["song_id", "title", "artist", "cluster", "confidence", "language"]  # its columns
+SONG_LANGUAGE_COLUMNS = ["song_id", "title", "artist", "cluster", "cluster_language", "cluster_language_name",
+                         "confidence", "language"]  # its columns
+LANGUAGE_CLUSTERS_FILE = "language_clusters.csv"  # in results/metrics/: one row per cluster of the answer, its name
+LANGUAGE_COUNT_FILE = "language_count.csv"  # in results/metrics/: how many languages, the criterion per candidate
+LANGUAGE_COUNT_FIGURE = "language_count.png"  # in results/figures/: that criterion as a chart
 REPORT_MFCC = "report_mfcc"  # the name of the report's representation (mfcc.npy, flattened) as a feature set
 
 

@@ -16,6 +16,11 @@ import numpy as np
 import pandas as pd
 
 # ----------------------------------------------------------------------------
+# what the declared language method (analyze_language.LANGUAGE_METHOD = whisper_named) reads:
+# build_features.py --sets language builds exactly these (change them together)
+LANGUAGE_SETS = ("whisper_lang", "whisper_mean")  # Whisper's log posteriors (names, k) and encoder states (placing)
+
+# ----------------------------------------------------------------------------
 # naming a cluster from Whisper's posteriors pooled over its songs
 NAME_MIN_POSTERIOR = 0.5  # the pooled top language must hold at least this share to name a cluster
 NAME_MIN_MARGIN = 0.2  # ... and lead the runner-up by at least this much; else the name says "uncertain"
@@ -129,6 +134,10 @@ MIN_LANGUAGE_SHARE = 0.02  # ... and at least this share of the songs: a stray n
 MERGE_CONFUSION = 0.1  # two present languages are one cluster when each one's songs give the other this much posterior
 ENCODER_WEIGHT = 1.0  # weight of the encoder-state model's log-probability beside Whisper's (0: Whisper alone)
 ENCODER_C = 1.0  # inverse L2 strength of that model (a logistic regression on standardized song states)
+# the two sources see the same songs, so their product is overconfident: a song's confidence is its
+# cluster's probability with the summed log scores divided by this (2: the geometric mean), which is
+# what the error rate of labelled songs follows on the validation corpora (README)
+CONFIDENCE_TEMPERATURE = 2.0
 # voices Whisper cannot name (a synthesizer's Bangla): the songs that name no present language are
 # clustered apart when there are many of them, on the profile of their log posteriors
 UNNAMED_SHARE = 0.25  # ... at least this share of the songs
@@ -246,7 +255,8 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
        it is likeliest to sing: Whisper's posterior summed over each cluster's languages and
        renormalized over the clusters (its language ID restricted to the languages present), plus
        encoder_weight times the log-probability of a logistic regression on the encoder states
-       fitted on the songs that named a language; confidence = that probability.
+       fitted on the songs that named a language; confidence = the chosen cluster's probability with
+       that sum tempered by CONFIDENCE_TEMPERATURE.
     3. When many do, their languages are ones Whisper cannot name: they are clustered apart on
        their log-posterior profiles (unnamed_clusters); confidence = 1 for the songs that named a
        language, the K-Means margin for the others. A forced k above the present languages sets
@@ -284,7 +294,7 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
     model = encoder_model_logp(X, groups_of, len(groups), seed) if X is not None and encoder_weight > 0 else None
     if model is not None:
         score = score + encoder_weight * model
-    prob = softmax_rows(score)
+    prob = softmax_rows(score / CONFIDENCE_TEMPERATURE)
     return {**out, "clusters": prob.argmax(axis=1), "confidence": prob.max(axis=1), "k": len(groups)}
 
 

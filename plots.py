@@ -438,3 +438,36 @@ def probes_chart(probes, path, majority=None):
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
+
+
+# ----------------------------------------------------------------------------
+# how many languages (analyze_language.py, languages.py)
+def language_count_chart(count_table, path, k, unnamed_scores=None, min_silhouette=None):
+    """The number of languages, as decided: per language Whisper names (its top language, sure
+    enough) on some song, how many songs name it, against the count a language needs (the dashed
+    line); present languages, the clusters, in colour. With many songs Whisper names no language,
+    a second panel: the silhouette among them per number of clusters, against the bar it must reach."""
+    t = count_table.head(15)
+    panels = 2 if unnamed_scores else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    colors = ["tab:blue" if p else "lightgrey" for p in t["present"]]
+    ax.bar([f"{c}\n{n}" for c, n in zip(t["code"], t["name"])], t["songs"], color=colors)
+    if len(t):
+        ax.axhline(float(t["needed"].iloc[0]), color="black", ls="--", lw=1, label="songs a language needs")
+        ax.legend(fontsize=8)
+    ax.set_ylabel("songs naming it")
+    ax.set_title(f"Languages Whisper names: {k} cluster{'s' if k != 1 else ''} chosen", fontsize=10)
+    ax.tick_params(axis="x", labelsize=7)
+    if unnamed_scores:
+        ax = axes[0, 1]
+        js = sorted(unnamed_scores)
+        ax.plot(js, [unnamed_scores[j] for j in js], marker="o")
+        if min_silhouette is not None:
+            ax.axhline(min_silhouette, color="black", ls="--", lw=1, label="bar for more than one")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("clusters among the songs Whisper names no language")
+        ax.set_ylabel("silhouette among them")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return save(fig, path)

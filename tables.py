@@ -56,7 +56,8 @@ def method_title(method):
 # ----------------------------------------------------------------------------
 # reading the metrics back (report.py, the comparison chart)
 # results/metrics/ files that hold no metrics rows (analyze_language.py's): read_metrics skips them
-NOT_METRICS_FILES = {common.PROBES_FILE, common.CONFOUNDS_FILE, common.DECLARED_FILE}
+NOT_METRICS_FILES = {common.PROBES_FILE, common.CONFOUNDS_FILE, common.DECLARED_FILE, common.LANGUAGE_CLUSTERS_FILE,
+                     common.LANGUAGE_COUNT_FILE}
 METRICS_FILES = ["vae_metrics.csv", "advanced_metrics.csv", "hybrid_metrics.csv"]  # pipeline order
 # the report's Table 5.1 rows, in its order; other methods follow
 REPORT_METHODS = ["pca_kmeans", "mfcc_kmeans", "vae", "autoencoder", "cvae", "beta_vae", "hybrid_cvae"]

@@ -36,7 +36,6 @@ WHISPER_COMPUTE_TYPE = "int8"  # CTranslate2 weights at run time: int8 is ~2x fa
 WHISPER_HOME = Path(os.environ.get("WHISPER_HOME", Path.home() / ".cache" / "songlang-whisper"))  # assembled models
 LOG_FLOOR = 1e-10  # posteriors are floored here before the log
 # window choice: Silero VAD (the silero-vad wheel's ONNX weights, through onnxruntime; no torch)
-WHISPER_WINDOWS_PER_SONG = 4  # Whisper runs on at most this many windows a song (highest VAD score); 0 = all
 POOL_FLOOR = 1e-4  # posteriors floored here before a song's windows are pooled (as analyze_language does)
 VAD_MODEL = "silero_vad_16k_op15.onnx"  # Silero VAD v6, streaming, batched over independent pieces
 VAD_FRAME = 512  # samples per VAD frame at 16 kHz (32 ms): what the model takes
@@ -201,7 +200,7 @@ def vad_session():
         path = pkg / "data" / VAD_MODEL if pkg else None
         if path is None or not path.is_file():
             raise PipelineError(f"the Silero VAD model {VAD_MODEL} is missing: `pip install -r requirements.txt` "
-                                f"(silero-vad), or set WHISPER_WINDOWS_PER_SONG = 0 to run Whisper on every window")
+                                f"(silero-vad), or set build_features.py's WHISPER_WINDOWS_PER_SONG = 0 (--whisper-windows 0) to run Whisper on every window")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
         _VAD["session"] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -243,7 +242,7 @@ def speech_probabilities(pieces):
     return out
 
 
-def choice_config(n_windows=WHISPER_WINDOWS_PER_SONG):
+def choice_config(n_windows):
     """What the window choice depends on, for cache keys (build_features.whisper_config): the
     count, and when it chooses at all, the VAD file's hash and settings."""
     if n_windows <= 0:
@@ -293,7 +292,7 @@ def pool_song(out):
     return {"mean": out["mean"].mean(axis=0), "std": out["std"].mean(axis=0), "logp": logp.mean(axis=0)}
 
 
-def encode_song(encoder, segments, starts=None, y16k=None, n_windows=WHISPER_WINDOWS_PER_SONG, batch=None):
+def encode_song(encoder, segments, n_windows, starts=None, y16k=None, batch=None):
     """encode_segments on at most n_windows of one song's segments, the highest window_scores
     (scored on y16k at `starts`); every other segment inherits the song's pooled answer (pool_song),
     so a song's mean over its rows is the pool of the windows run. Returns encode_segments' dict plus

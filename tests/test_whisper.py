@@ -9,6 +9,7 @@ import soundfile as sf
 
 import build_features as bf
 import common
+import song_tasks
 import whisper_features as wf
 from common import PipelineError
 from conftest import synth_song
@@ -130,7 +131,7 @@ def test_feature_pool_starts_after_numba_is_warm_and_its_workers_die_with_it(mon
     class FakePool:
         def __init__(self, *a, initializer=None, **k):
             order.append("pool")
-            assert initializer is bf._init_worker  # whose first call is common.die_with_parent
+            assert initializer is song_tasks._init_worker  # whose first call is common.die_with_parent
 
         def __enter__(self):
             return self
@@ -141,12 +142,12 @@ def test_feature_pool_starts_after_numba_is_warm_and_its_workers_die_with_it(mon
         def submit(self, fn, job):
             raise RuntimeError("stop here")
 
-    monkeypatch.setattr(bf, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(song_tasks, "ProcessPoolExecutor", FakePool)
     with pytest.raises(RuntimeError, match="stop here"):
         bf.cache_all([("a", "a.wav", "x", "dir"), ("b", "b.wav", "y", "dir")], 2, "data")
     assert order == ["warm", "pool"]
     import inspect
-    assert "common.die_with_parent()" in inspect.getsource(bf._init_worker).split("\n")[1]
+    assert "common.die_with_parent()" in inspect.getsource(song_tasks._init_worker).split("\n")[1]
 
 
 def test_a_worker_that_dies_is_one_line_not_a_traceback(tmp_path):
