@@ -644,6 +644,7 @@ def refresh_report(data_dir, results_dir, seed, sets):
         print(f"note: REPORT.md not refreshed ({e})")
 
 
+@metrics.limited_threads  # as the other analysis stages: on a busy machine more threads only spin-wait
 def analyze(data_dir, results_dir, seed=SEED, sets=None, n_clusters=None, probes=PROBES):
     """Every step, in order: the corpus, each feature set, the merges, Whisper's reference, the
     confounds, the declared methods, the figures, the report. Returns every metrics row."""

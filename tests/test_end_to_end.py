@@ -23,8 +23,9 @@ def run(script, *args):
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
     dirs = ["--data-dir", str(root / "data"), "--results-dir", str(root / "results")]
-    # 6 songs of 60 to 120 s: about 15 segments, both languages, a few minutes of CPU at most
-    run("build_dataset.py", "--source", "demo", "--songs", "6", "--workers", "2", *dirs)
+    # 4 songs of 60 to 120 s: about 10 segments, two songs per language (making the demo audio was
+    # half of this fixture's time with 6)
+    run("build_dataset.py", "--source", "demo", "--songs", "4", "--workers", "2", *dirs)
     # the order of `make demo`, with small settings: two VAE seeds carry the model-seed path through.
     # Only the two sets the declared label-free method (fg_vtln_bow_merge) and the VaDE run below read,
     # with one extra codebook seed for its spread: every set kind is tested in test_language.py and
