@@ -186,6 +186,8 @@ def majority_songs(assignments, segments):
 
 def method_sets(method):
     """The feature sets a language method is computed from."""
+    if method == NAMED_METHOD:
+        return list(languages.LANGUAGE_SETS)
     if method.endswith("_merge"):
         profile = method[:-len("_merge")]
         over = next((o for o, p in MERGES if p == profile), None)
@@ -476,8 +478,8 @@ def choose_k(segments, n_clusters, whisper, seed):
                + ("the labelled languages" if is_labelled(segments["language"]).all() else f"metrics.N_LANGUAGES"))
     n_songs = segments["song_id"].nunique()
     if n_songs < k:  # the song-level methods cluster songs
-        raise PipelineError(f"{n_songs} songs, fewer than the {k} clusters asked for: add songs and rebuild, "
-                            f"or lower --n-clusters")
+        raise PipelineError(f"segments.csv holds {n_songs} songs, fewer than the {k} clusters asked for: add songs "
+                            f"and rebuild, or lower --n-clusters")
     print(f"k = {k} clusters ({why})")
     return k, named
 

@@ -283,17 +283,17 @@ def metric_rows(method, acc, pretrained="none", uses_labels=False, n=N_SEGMENTS,
                          for i, s in enumerate(seeds)])
 
 
-SONGS_CSV = """song_id,title,artist,cluster,confidence,language
-s01,Centre One,Ann,english,0.95,english
-s02,Centre Two,Bob,english,0.90,
-s03,Centre Three,Ann,english,0.85,english
-s04,Centre Four,Cy,english,0.80,bangla
-s05,Centre Five,Bob,english,0.70,
-s06,Edge Two,Cy,english,0.60,
-s07,Edge | One,Ann,english,0.30,english
-s08,Gaan,Rahim,bangla,0.99,bangla
-s09,Nodi,Rahim,bangla,0.50,
-s10,Akash,Karim,bangla,0.40,bangla
+SONGS_CSV = """song_id,title,artist,cluster,cluster_language,cluster_language_name,confidence,language
+s01,Centre One,Ann,english,en,English,0.95,english
+s02,Centre Two,Bob,english,en,English,0.90,
+s03,Centre Three,Ann,english,en,English,0.85,english
+s04,Centre Four,Cy,english,en,English,0.80,bangla
+s05,Centre Five,Bob,english,en,English,0.70,
+s06,Edge Two,Cy,english,en,English,0.60,
+s07,Edge | One,Ann,english,en,English,0.30,english
+s08,Gaan,Rahim,bangla,bn,Bangla,0.99,bangla
+s09,Nodi,Rahim,bangla,bn,Bangla,0.50,
+s10,Akash,Karim,bangla,bn,Bangla,0.40,bangla
 """
 
 

@@ -14,6 +14,7 @@ import analyze_language  # noqa: E402
 import build_features as bf  # noqa: E402
 import common  # noqa: E402
 import diagnostics  # noqa: E402
+import languages  # noqa: E402
 import metrics  # noqa: E402
 from common import PipelineError  # noqa: E402
 from conftest import write_song  # noqa: E402
@@ -325,6 +326,10 @@ def test_declared_constants_name_methods_analyze_language_writes():
                 assert base in build_features.SPREAD_SETS
     assert analyze_language.pretrained(analyze_language.LABEL_FREE_METHOD) == "none"
     assert analyze_language.pretrained("whisper_lang_songs") == "language-labels"
+    # build_features.py --sets language builds exactly what the declared language method reads
+    assert analyze_language.method_sets(analyze_language.LANGUAGE_METHOD) == list(languages.LANGUAGE_SETS)
+    assert build_features.expand_sets(["language"]) == list(languages.LANGUAGE_SETS)
+    assert build_features.expand_sets(["all"]) == build_features.FEATURE_SETS
 
 
 def write_toy_corpus(tmp_path, seg):
