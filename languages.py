@@ -143,6 +143,9 @@ CONFIDENCE_TEMPERATURE = 2.0
 UNNAMED_SHARE = 0.25  # ... at least this share of the songs
 MAX_UNNAMED_CLUSTERS = 4  # ... into 1 to this many clusters: more than one when their silhouette says so ...
 UNNAMED_MIN_SILHOUETTE = 0.3  # ... reaching this (among the unnamed songs alone); below it they are one cluster
+# ... and then a language named only weakly (its songs' mean top posterior below this) is no language of
+# its own: a voice Whisper cannot place gets scattered names (espeak's Bangla: Hungarian, Japanese)
+STRONG_NAME_POSTERIOR = 0.6
 PROFILE_PCA_DIMS = 16  # the songs' centred log posteriors reduced to this many dims for that clustering
 
 
@@ -257,8 +260,9 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
        encoder_weight times the log-probability of a logistic regression on the encoder states
        fitted on the songs that named a language; confidence = the chosen cluster's probability with
        that sum tempered by CONFIDENCE_TEMPERATURE.
-    3. When many do, their languages are ones Whisper cannot name: they are clustered apart on
-       their log-posterior profiles (unnamed_clusters); confidence = 1 for the songs that named a
+    3. When many do, their languages are ones Whisper cannot name: the languages it names only
+       weakly (STRONG_NAME_POSTERIOR) join them, and they are clustered apart on their log-posterior
+       profiles (unnamed_clusters); confidence = 1 for the songs that named a
        language, the K-Means margin for the others. A forced k above the present languages sets
        the number of those clusters."""
     L = np.asarray(song_logp, dtype=np.float64)
@@ -270,6 +274,14 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
         groups_of[np.isin(named, g)] = i
     unnamed = groups_of < 0
     many_unnamed = unnamed.sum() >= max(MIN_LANGUAGE_SONGS, UNNAMED_SHARE * len(P)) and len(groups) >= 1
+    if many_unnamed:  # weakly named languages join the unnamed songs (their names are a voice's scatter)
+        strong = [g for i, g in enumerate(groups) if P[groups_of == i].max(axis=1).mean() >= STRONG_NAME_POSTERIOR]
+        if strong and len(strong) < len(groups):
+            groups = strong
+            groups_of = np.full(len(P), -1)
+            for i, g in enumerate(groups):
+                groups_of[np.isin(named, g)] = i
+            unnamed = groups_of < 0
     extra_j = None
     if k is not None:
         if many_unnamed and int(k) > len(groups):

@@ -128,3 +128,22 @@ def test_languages_whisper_cannot_name_are_clustered_apart():
     names = languages.name_clusters(c, np.exp(logp), codes)
     assert names.loc[c[0], "cluster_language"] == "en"
     assert names.loc[c[30], "named_by"] == "uncertain" and names.loc[c[30], "cluster_language"] == ""
+
+
+def test_weak_scattered_names_of_an_unnamed_voice_are_not_languages():
+    # English named firmly; a synthesizer's Bangla (30 songs) that Whisper cannot name: most songs get
+    # no name, 4 are weakly called q05 and 4 weakly q06 (top posterior ~0.45): one language, not three
+    codes = ["en"] + [f"q{i:02d}" for i in range(29)]
+    rng = np.random.default_rng(8)
+    logits = rng.normal(0, 0.6, (60, 30))
+    logits[:30, 0] += 8.0
+    logits[30:, 1:15] += 1.0
+    logits[30:34, 6] += 3.0
+    logits[34:38, 7] += 3.0
+    logp = np.log(languages.softmax_rows(logits))
+    out = languages.named_clusters(logp, codes)
+    table = out["table"].set_index("code")
+    assert table.loc["q05", "present"] and table.loc["q06", "present"]  # each named on enough songs ...
+    assert out["k"] == 2  # ... but only weakly, beside many unnamed songs: they join them
+    c = out["clusters"]
+    assert len(set(c[:30])) == 1 and len(set(c[30:])) == 1 and c[0] != c[30]
