@@ -459,9 +459,10 @@ def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM 
               load=None, load_args=(), scheduler=None):
     """work(job) for every song into its cache: this machine's processes, or the Dask cluster at
     `scheduler` (song_tasks.py); {song_id: (wav, error)} of failures, each logged.
-    load(*load_args) runs once in each process that works (to load a model)."""
+    load(*load_args) runs once in each process that works (to load a model). Whisper's work reads
+    no librosa, so numba's cache is warmed only for the frames."""
     failed = song_tasks.run_song_jobs(jobs, work, workers=workers, desc=desc, load=load, load_args=load_args,
-                                      scheduler=scheduler)
+                                      scheduler=scheduler, numba=work is not whisper_song)
     for sid, (src, err) in failed.items():
         common.log_failure(data_dir, STAGE, sid, src, err)
     return failed
