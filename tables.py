@@ -50,6 +50,8 @@ def method_title(method):
         return f"{method[:-len('_songs')]} per song + K-Means on songs"
     if method == "whisper_lid_reference":
         return "Whisper's own language ID (reference, told the languages)"
+    if method == "whisper_named":
+        return "Whisper names the languages, songs placed among them"
     return f"{method} + K-Means"
 
 

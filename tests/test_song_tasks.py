@@ -190,3 +190,15 @@ def test_numba_is_warm_before_any_local_pool_starts(monkeypatch):
     assert order == ["warm", "pool"]
     import inspect
     assert "common.die_with_parent()" in inspect.getsource(song_tasks._init_worker).split("\n")[1]
+
+
+def test_build_features_on_dask_writes_the_local_files(scheduler, tmp_path):
+    """build_features.py --sets language --scheduler: the same sets as this machine's process (issue 17)."""
+    import build_features as bf
+    from test_language import tiny_data_dir
+    local, remote = (tiny_data_dir(tmp_path / d, seconds=(31.0, 35.0)) for d in ("local", "dask"))
+    bf.build(local, ["language"], workers=2)  # two processes of one CTranslate2 thread, as each Dask worker
+    bf.build(remote, ["language"], workers=2, scheduler=scheduler)
+    for name in ("whisper_lang", "whisper_mean"):
+        a, b = (np.load(common.features_dir(d) / f"{name}.npy") for d in (local, remote))
+        assert a.shape[0] == 2 and np.array_equal(a, b)

@@ -9,7 +9,6 @@ import soundfile as sf
 
 import build_features as bf
 import common
-import song_tasks
 import whisper_features as wf
 from common import PipelineError
 from conftest import synth_song
@@ -91,6 +90,26 @@ def test_build_features_writes_the_whisper_sets(tmp_path, whisper_home):
     assert bf.build(data, names, workers=1) == {}  # up to date
 
 
+def test_sets_language_builds_what_the_declared_method_reads_on_the_chosen_windows(tmp_path, whisper_home):
+    import languages
+    data = tiny_data_dir(tmp_path, seconds=(31.0, 95.0))  # one window, and three
+    written = bf.build(data, ["language"], workers=1, whisper_windows=1)
+    assert set(written) == set(languages.LANGUAGE_SETS)
+    feat = common.features_dir(data)
+    assert sorted(p.stem for p in feat.glob("*.npy")) == sorted(languages.LANGUAGE_SETS)  # nothing else
+    meta = json.loads((feat / "whisper_lang.json").read_text())
+    assert meta["windows_run"] == 2 and meta["config"]["whisper"]["window_choice"]["windows_per_song"] == 1
+    lang = np.load(feat / "whisper_lang.npy")
+    assert lang.shape == (4, 99)
+    # the long song's three rows: Whisper ran on one of them, the others took the song's pooled answer
+    # (its floored log posteriors), so floored the three rows are one
+    floored = np.maximum(lang[1:], np.log(wf.POOL_FLOOR))
+    assert np.array_equal(floored[0], floored[1]) and np.array_equal(floored[1], floored[2])
+    cache = next(feat.glob("whisper_*/"))
+    with np.load(next(cache.glob("song1*"))) as z:
+        assert z["ran"].tolist().count(True) == 1 and np.isfinite(z["score"]).all()
+
+
 def test_replaced_audio_rebuilds_every_set_and_cache(tmp_path):
     """Same song id, same length, other audio: nothing may come from the old audio's cache."""
     data = tiny_data_dir(tmp_path, seconds=(31.0, 31.0))
@@ -121,33 +140,6 @@ def test_analyze_language_refuses_features_of_other_audio(tmp_path):
     sf.write(data / "audio" / "song0.wav", synth_song(31.0, seed=5), common.SAMPLE_RATE)
     now, _ = common.corpus_fingerprint(data, seg)
     assert now["audio"] != fingerprint["audio"] and not analyze_language.fingerprint_matches(path, now, data)
-
-
-def test_feature_pool_starts_after_numba_is_warm_and_its_workers_die_with_it(monkeypatch):
-    """numba issue 10128: the parent compiles librosa's gufuncs before any worker can race on them."""
-    order = []
-    monkeypatch.setattr(common, "warm_numba", lambda *a, **k: order.append("warm"))
-
-    class FakePool:
-        def __init__(self, *a, initializer=None, **k):
-            order.append("pool")
-            assert initializer is song_tasks._init_worker  # whose first call is common.die_with_parent
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def submit(self, fn, job):
-            raise RuntimeError("stop here")
-
-    monkeypatch.setattr(song_tasks, "ProcessPoolExecutor", FakePool)
-    with pytest.raises(RuntimeError, match="stop here"):
-        bf.cache_all([("a", "a.wav", "x", "dir"), ("b", "b.wav", "y", "dir")], 2, "data")
-    assert order == ["warm", "pool"]
-    import inspect
-    assert "common.die_with_parent()" in inspect.getsource(song_tasks._init_worker).split("\n")[1]
 
 
 def test_a_worker_that_dies_is_one_line_not_a_traceback(tmp_path):
