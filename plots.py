@@ -344,8 +344,10 @@ def reconstructions(model, mfcc, segments, results_dir, seed):
         print(f"skipped {model} reconstructions: could not run {path} ({type(e).__name__}: {e})")
         return None
     x = x.numpy()
-    fig, axes = plt.subplots(len(idx), 2, figsize=(12, 2.6 * len(idx) + 0.6), squeeze=False,
-                             constrained_layout=True)
+    # a fixed layout: constrained_layout's solver took most of this figure's 3 s (7 models in make demo)
+    fig, axes = plt.subplots(len(idx), 2, figsize=(12, 2.6 * len(idx) + 0.6), squeeze=False)
+    fig.subplots_adjust(left=0.06, right=0.93, bottom=0.45 / (2.6 * len(idx) + 0.6) + 0.04, top=0.92, hspace=0.55,
+                        wspace=0.12)
     extent = [0, SEGMENT_SECONDS, 0, N_MFCC]
     for r, i in enumerate(idx):
         vmin, vmax = np.percentile(x[r], [1, 99])
