@@ -475,7 +475,7 @@ def choose_k(segments, n_clusters, whisper, seed):
     else:
         k, named = metrics.n_clusters(segments), None
         why = ("no whisper_lang to count the languages in (`python build_features.py --sets language`): "
-               + ("the labelled languages" if is_labelled(segments["language"]).all() else f"metrics.N_LANGUAGES"))
+               + ("the labelled languages" if is_labelled(segments["language"]).all() else "metrics.N_LANGUAGES"))
     n_songs = segments["song_id"].nunique()
     if n_songs < k:  # the song-level methods cluster songs
         raise PipelineError(f"segments.csv holds {n_songs} songs, fewer than the {k} clusters asked for: add songs "

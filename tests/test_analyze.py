@@ -396,3 +396,18 @@ def test_tsne_of_identical_rows_is_one_point_not_a_crash():
     assert "same features" in note
     emb, _, note = plots.tsne_embedding(np.random.default_rng(0).standard_normal((6, 20)), seed=0)
     assert emb.std(axis=0).min() > 0 and "same features" not in note
+
+
+def test_report_quotes_the_validation_corpora_of_the_declared_methods(hand_results):
+    """Issue 16: a demo result is never read as a real one: the shipped validation rows of each declared
+    method stand beside this run's numbers."""
+    data, results = hand_results
+    section = report.write_report(data, results).read_text().split("## Finding the language")[1]
+    val = pd.read_csv(report.VALIDATION_FILE, dtype=str, keep_default_na=False)
+    quoted = val[val["method"] == "fg_vtln_bow_merge"]
+    assert len(quoted) >= 3 and "**The same declared methods on the validation corpora**" in section
+    for _, v in quoted.iterrows():
+        assert f"| `fg_vtln_bow_merge` | {v['corpus']} | {v['kind']} |" in section
+    assert "| `whisper_named` |" not in section  # not a declared method of this (hand-made) run
+    assert {"corpus", "kind", "method", "song_acc", "date", "command"} <= set(val.columns)
+    assert (val["command"] != "").all() and (val["date"] != "").all()
