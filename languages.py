@@ -262,8 +262,8 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
        that sum tempered by CONFIDENCE_TEMPERATURE.
     3. When many do, their languages are ones Whisper cannot name: the languages it names only
        weakly (STRONG_NAME_POSTERIOR) join them, and they are clustered apart on their log-posterior
-       profiles (unnamed_clusters); confidence = 1 for the songs that named a
-       language, the K-Means margin for the others. A forced k above the present languages sets
+       profiles (unnamed_clusters); confidence = the margin (d2 - d1) / (d2 + d1) of a song's
+       distances to its own and the nearest other cluster's mean profile. A forced k above the present languages sets
        the number of those clusters."""
     L = np.asarray(song_logp, dtype=np.float64)
     P = softmax_rows(L)
@@ -298,8 +298,7 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
         extra, out["unnamed"] = unnamed_clusters(Z, unnamed, seed, extra_j)
         clusters = groups_of.copy()
         clusters[unnamed] = len(groups) + extra
-        conf = np.ones(len(P))
-        conf[unnamed] = kmeans_margin(Z[unnamed], extra)
+        conf = kmeans_margin(Z, clusters)  # every song's margin between its own and the nearest other cluster
         return {**out, "clusters": clusters, "confidence": conf, "k": len(groups) + len(np.unique(extra))}
     mass = np.stack([P[:, g].sum(axis=1) for g in groups], axis=1)
     score = np.log(np.maximum(mass / mass.sum(axis=1, keepdims=True), 1e-9))

@@ -447,13 +447,16 @@ def probes_chart(probes, path, majority=None):
 def language_count_chart(count_table, path, k, unnamed_scores=None, min_silhouette=None):
     """The number of languages, as decided: per language Whisper names (its top language, sure
     enough) on some song, how many songs name it, against the count a language needs (the dashed
-    line); present languages, the clusters, in colour. With many songs Whisper names no language,
+    line); the languages that are clusters in blue, those named only weakly beside many unnamed songs
+    (which they joined) in orange. With many songs Whisper names no language,
     a second panel: the silhouette among them per number of clusters, against the bar it must reach."""
     t = count_table.head(15)
     panels = 2 if unnamed_scores else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 3.6), squeeze=False)
     ax = axes[0, 0]
-    colors = ["tab:blue" if p else "lightgrey" for p in t["present"]]
+    # blue: a cluster of its own; orange: named on enough songs, but only weakly, beside many unnamed songs
+    # (it joined them); grey: too few songs
+    colors = ["tab:blue" if c >= 0 else "tab:orange" if p else "lightgrey" for c, p in zip(t["cluster"], t["present"])]
     ax.bar([f"{c}\n{n}" for c, n in zip(t["code"], t["name"])], t["songs"], color=colors)
     if len(t):
         ax.axhline(float(t["needed"].iloc[0]), color="black", ls="--", lw=1, label="songs a language needs")

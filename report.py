@@ -421,7 +421,8 @@ def _languages_section(results_dir):
     if count is not None and len(count):
         k = int(count["k"].iloc[0])
         need = int(count["needed"].iloc[0])
-        present = count[count["present"].astype(str) == "True"]
+        named = count[pd.to_numeric(count["cluster"], errors="coerce") >= 0]  # the languages that are clusters
+        n_unnamed = k - (int(named["cluster"].max()) + 1 if len(named) else 0)
         lines += [f"**{k} language{'s' if k != 1 else ''}**, found without labels (`N_LANGUAGES = \"auto\"` in "
                   f"`analyze_language.py`; `languages.py`): a song *names* its top language when Whisper gives that "
                   f"at least {languages.PRESENT_POSTERIOR:.0%} of its pooled posterior; a language is present when at "
@@ -429,9 +430,11 @@ def _languages_section(results_dir):
                   f"{languages.MIN_LANGUAGE_SHARE:.0%} of them); two present languages whose songs each give the "
                   f"other {languages.MERGE_CONFUSION:.0%} of their posterior are one (Whisper cannot keep them "
                   f"apart here); when {languages.UNNAMED_SHARE:.0%} or more of the songs name none, they are "
-                  f"clustered apart on their posterior profiles. Present: "
-                  + (", ".join(f"{r['name']} (`{r['code']}`, {int(r['songs'])} songs)" for _, r in present.iterrows())
-                     or "none") + ".", ""]
+                  f"clustered apart on their posterior profiles (with the languages named only weakly). Clusters: "
+                  + (", ".join(f"{r['name']} (`{r['code']}`, {int(r['songs'])} songs name it)" for _, r in named.iterrows())
+                     or "no language Whisper names")
+                  + (f", and {n_unnamed} cluster{'s' if n_unnamed > 1 else ''} of songs Whisper names no language"
+                     if n_unnamed > 0 else "") + ".", ""]
         fig = common.figures_dir(results_dir) / common.LANGUAGE_COUNT_FIGURE
         if fig.exists():
             cap = "Songs naming each language, against the count a language needs (the criterion over candidate k)"
@@ -474,7 +477,7 @@ def _confidence_lines(results_dir):
              "low bands first.", "", "| confidence | songs | wrong | error rate |", "| --- | ---: | ---: | ---: |"]
     for band, g in t.groupby("band", observed=False):
         if len(g):
-            lines.append(f"| [{band.left:.2f}, {min(band.right, 1.0):.2f}{']' if band.right > 1 else ')'} | {len(g)} | "
+            lines.append(f"| [{band.left:.2f}, {min(band.right, 1.0):.2f}{']' if band.right >= 1 else ')'} | {len(g)} | "
                          f"{int(g['wrong'].sum())} | {g['wrong'].mean():.3f} |")
     lines.append("")
     return lines
