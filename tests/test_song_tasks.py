@@ -133,7 +133,10 @@ def test_a_dead_worker_loses_only_its_songs_and_a_rerun_finishes_them(scheduler,
     lost = {s for s in failed if s != BAD}
     assert all("that held it died" in failed[s][1] for s in lost)
     done = files(tmp_path)
-    assert set(done) == {f"{s}.npy" for s in SONGS if s not in lost} and len(done) >= 3  # the others finished
+    # the others finished; a lost song may have been written just before its worker died unreported
+    # (the re-run then finds it cached), the doomed one never is
+    assert {f"{s}.npy" for s in SONGS if s not in lost} <= set(done) and len(done) >= 3
+    assert f"{doomed}.npy" not in done
     assert all(np.array_equal(done[k], want[k]) for k in done)
     assert "re-run the same command" in capsys.readouterr().err
 
