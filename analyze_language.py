@@ -46,6 +46,7 @@ import common
 import diagnostics
 import languages
 import metrics
+import whisper_features
 from common import PipelineError
 
 # ----------------------------------------------------------------------------
@@ -65,7 +66,9 @@ N_BOOTSTRAP = 1000  # bootstrap resamples of the artists for the declared method
 # log posteriors share one unit: standardizing them would give a language nobody sings (noise at
 # ~1e-8) the weight of the two that are sung; below the floor a posterior says only "not this one"
 LOG_POSTERIOR_SETS = ("whisper_lang",)
-POSTERIOR_FLOOR = 1e-4
+# one floor for the windows build_features pools (a segment Whisper did not run on holds its song's
+# pooled row) and for this analysis: two values would make those rows disagree with the ones that ran
+POSTERIOR_FLOOR = whisper_features.POOL_FLOOR  # 1e-4, set in whisper_features.py
 CLUSTER_PCA_DIMS = 32  # every set is standardized, then reduced to this many dims for clustering
 # ----------------------------------------------------------------------------
 # many clusters, then merged into one per language

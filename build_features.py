@@ -169,7 +169,7 @@ def whisper_config(model_identity, windows_per_song=None):
     """What Whisper's per-song cache and sets depend on: the model, its settings and the window choice
     (how many windows a song, by which VAD). The batch is left out: batches give the same numbers."""
     import whisper_features as wf
-    n = WHISPER_WINDOWS_PER_SONG if windows_per_song is None else windows_per_song
+    n = WHISPER_WINDOWS_PER_SONG if windows_per_song is None else windows_per_song  # None: as build() resolves it
     return {"model": model_identity, "compute_type": wf.WHISPER_COMPUTE_TYPE,
             "sample_rate": wf.WHISPER_SAMPLE_RATE, "window_s": wf.WHISPER_WINDOW_S, "log_floor": wf.LOG_FLOOR,
             "window_choice": wf.choice_config(n)}
@@ -500,7 +500,7 @@ def sets_to_build(names, configs, out_dir, n_segments):
 
 
 def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers, whisper_model,
-                model_path, model_identity, windows_per_song=None, scheduler=None):
+                model_path, model_identity, windows_per_song=WHISPER_WINDOWS_PER_SONG, scheduler=None):
     """Step 1: every song's frames (and Whisper states) into the per-song caches, in parallel; the
     cache entry holds the audio's fingerprint. Returns (frame cache folder, Whisper cache folder or
     None); raises when a song could not be read (the rows must match segments.csv)."""
@@ -519,10 +519,9 @@ def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, 
     whisper_dir = (feat_dir / f"whisper_{common.digest(whisper_config(model_identity, windows_per_song))}"
                    if whisper_sets else None)
     if whisper_sets and not failed:
-        n_windows = WHISPER_WINDOWS_PER_SONG if windows_per_song is None else windows_per_song
         whisper_dir.mkdir(parents=True, exist_ok=True)
         starts_of = segments.groupby("song_id", sort=False)["start_s"].apply(list)
-        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]], n_windows) for s in songs]
+        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]], windows_per_song) for s in songs]
         if scheduler is None:
             n_workers = whisper_workers(workers, len(jobs))
             threads = max(1, (os.cpu_count() or 1) // n_workers)
@@ -635,7 +634,8 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     whose workers do the per-song work (None: this machine's processes)."""
     names = expand_sets(names or FEATURE_SETS)
     workers = common.check_workers(workers)
-    if whisper_windows is not None and whisper_windows < 0:
+    whisper_windows = WHISPER_WINDOWS_PER_SONG if whisper_windows is None else whisper_windows
+    if whisper_windows < 0:
         raise PipelineError(f"--whisper-windows {whisper_windows}: give 0 (every window) or more")
     if scheduler is not None:  # the workers see the data at the same absolute path, not our working folder
         data_dir = Path(data_dir).resolve()

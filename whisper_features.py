@@ -36,7 +36,7 @@ WHISPER_COMPUTE_TYPE = "int8"  # CTranslate2 weights at run time: int8 is ~2x fa
 WHISPER_HOME = Path(os.environ.get("WHISPER_HOME", Path.home() / ".cache" / "songlang-whisper"))  # assembled models
 LOG_FLOOR = 1e-10  # posteriors are floored here before the log
 # window choice: Silero VAD (the silero-vad wheel's ONNX weights, through onnxruntime; no torch)
-POOL_FLOOR = 1e-4  # posteriors floored here before a song's windows are pooled (as analyze_language does)
+POOL_FLOOR = 1e-4  # posteriors floored here before a song's windows are pooled; analyze_language floors at the same
 VAD_MODEL = "silero_vad_16k_op15.onnx"  # Silero VAD v6, streaming, batched over independent pieces
 VAD_FRAME = 512  # samples per VAD frame at 16 kHz (32 ms): what the model takes
 VAD_CONTEXT = 64  # samples of the previous frame prepended to each frame, as Silero's own wrapper does
