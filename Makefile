@@ -28,7 +28,7 @@ demo: setup
 	@echo "report: results/REPORT.md"
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --dist loadscope tests
 
 clean:
 	rm -rf data results

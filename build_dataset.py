@@ -670,7 +670,7 @@ def build(source="demo", manifest=None, songs=None, seed=None, workers=WORKERS, 
 
     workers = max(1, min(workers, len(rows) or 1))
     import librosa  # noqa: F401  (here, once: forked workers inherit it instead of importing it again)
-    common.warm_numba()  # compile librosa's numba functions here, before any worker could race on them
+    common.warm_numba()  # librosa's numba cache filled and checked here, before any worker could race on it
     pool = None if workers == 1 else make_pool(workers)
     jobs, results = [], {}  # jobs: (song, future or None when run here, in order, after the downloads)
 

@@ -1118,7 +1118,7 @@ def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, voi
             ctx.set_forkserver_preload([modname] + [m for m in CALLER_MODULES if m in sys.modules])
         # the workers make no numba calls, but a cache left half-written or mismatched by an
         # earlier run must be mended before any process loads it (common.warm_numba)
-        common.warm_numba(in_process=False)
+        common.warm_numba()
         start, cpu = time.time(), 0.0
         with ctx.Pool(workers, initializer=common.die_with_parent, maxtasksperchild=1) as pool:
             for seconds in tqdm(pool.imap_unordered(render, jobs), total=len(jobs), desc=desc, unit="song"):

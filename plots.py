@@ -32,6 +32,7 @@ TSNE_PCA_DIMS = 50  # ... to this many dimensions, the usual t-SNE practice
 # figures
 N_RECONSTRUCTIONS = 4  # segments shown original-versus-reconstructed
 DPI = 110  # resolution of every PNG
+PNG_COMPRESS_LEVEL = 1  # zlib level of the PNGs: 1 saves ~20 % of the time of the default 6, for ~15 % larger files
 # the report's colours (Blue=English, Red=Bangla); other languages take the next ones
 KNOWN_LANGUAGE_COLORS = {"english": "tab:blue", "bangla": "tab:red", "bengali": "tab:red"}
 OTHER_COLORS = ["tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive"]
@@ -73,7 +74,7 @@ def _labelled_scores(languages, clusters):
 def save(fig, path):
     """Write the figure atomically and close it; returns the path."""
     with common.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     plt.close(fig)
     return path
 

@@ -52,7 +52,7 @@ def run_song_jobs(jobs, work, *, workers, desc, load=None, load_args=(), schedul
     """
     jobs = list(jobs)
     if numba:
-        common.warm_numba()  # librosa's numba functions compiled (and a bad cache mended) here, never in racing workers
+        common.warm_numba()  # librosa's numba cache filled and checked (a bad one mended) here, never by racing workers
     if scheduler is None:
         return _run_local(jobs, work, workers, desc, load, load_args)
     if not jobs:

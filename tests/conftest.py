@@ -12,6 +12,29 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "renders_figures: this test reads the PNGs, so they are rendered for it")
+
+
+@pytest.fixture(autouse=True)
+def figures_unrendered(request, monkeypatch):
+    """Figures are built but not rendered in-process, unless the test is marked renders_figures:
+    rendering the PNGs was most of the analysis tests' time, and only the tests that read a PNG
+    need one. The file still appears (empty), so tests of which figures a run writes still hold.
+    Module-scoped fixtures (test_analyze's full_run) are set up before this and render; so do the
+    scripts run as processes (test_end_to_end.py)."""
+    if request.node.get_closest_marker("renders_figures"):
+        return
+    import plots
+
+    def save_unrendered(fig, path):
+        plots.plt.close(fig)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).touch()
+        return path
+    monkeypatch.setattr(plots, "save", save_unrendered)
+
+
 def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
     """Float32 (n, channels) 'music': a gliding harmonic tone with a pulse, plus a little noise.
 
@@ -27,6 +50,14 @@ def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
     for a, b in silent:
         y[int(a * sr):int(b * sr)] = 0.0
     return np.stack([y * (1.0 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def run_script(script, *args):
+    """Run one of the pipeline's scripts as a user would (its own process, in the repo root); its stdout."""
+    proc = subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
 
 
 def ffmpeg_exe():

@@ -255,6 +255,7 @@ def test_report_runs_on_empty_results(tmp_path):
     assert "| VAE + K-Means | not run" in text and "No figures yet." in text
 
 
+@pytest.mark.renders_figures
 def test_reconstruction_figure_from_a_checkpoint(tmp_path):
     """Only where models.py can build the report's CVAE; an untrained one is enough."""
     models = pytest.importorskip("models")
@@ -345,6 +346,7 @@ def test_report_table_leads_with_a_summary_line_then_one_block_per_family(hand_r
     assert "**In one line:**" not in report.write_report(data, results).read_text()
 
 
+@pytest.mark.renders_figures
 def test_report_clusters_song_by_song(hand_results):
     data, results = hand_results
     text = report.write_report(data, results).read_text()

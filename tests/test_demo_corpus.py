@@ -215,7 +215,7 @@ def test_warm_numba_compiles_librosas_lazy_functions_in_the_parent():
             "import librosa.sequence as seq, librosa.core.spectrum as spec, librosa.filters as filt\n"
             "lazy = [seq._viterbi, getattr(spec, '__overlap_add'), getattr(filt, '__window_ss_fill')]\n"
             "assert not any(f.signatures for f in lazy)\n"
-            "common.warm_numba()\n"
+            "common.warm_numba(in_process=True)\n"
             "assert all(f.signatures for f in lazy), [f.signatures for f in lazy]\n"
             "print(os.environ['NUMBA_CACHE_DIR'])\n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the default, not the caller's

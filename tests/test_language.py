@@ -208,6 +208,7 @@ def stamp_features(data, seg, names):
         (common.features_dir(data) / f"{name}.json").write_text(json.dumps({"config": fingerprint}))
 
 
+@pytest.mark.renders_figures
 def test_analyze_language_writes_every_file(tmp_path):
     rng = np.random.default_rng(0)
     seg = toy_segments(n_songs=16, per_song=2, artists_per_language=2)
