@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
+# librosa's numba functions compiled into .numba_cache once, at install (~1 min here), not in the first stage
+	$(PY) -c "import common; common.warm_numba()"
 	touch $@
 
 setup: $(VENV)/installed

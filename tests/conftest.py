@@ -12,6 +12,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+# the longest modules start first, so that a parallel run (make test: pytest-xdist, --dist loadscope)
+# does not begin the 2-minute end-to-end chain after the short modules (longest job first)
+LONGEST_MODULES_FIRST = ("test_end_to_end.py", "test_language_path.py", "test_analyze.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "renders_figures: this test reads the PNGs, so they are rendered for it")
 
