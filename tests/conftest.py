@@ -62,8 +62,9 @@ def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
     return np.stack([y * (1.0 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
 
 
-def run_script(script, *args):
-    """Run one of the pipeline's scripts as a user would (its own process, in the repo root); its stdout."""
+def run_script_ok(script, *args):
+    """Run one of the pipeline's scripts as a user would (its own process, in the repo root), assert it
+    succeeded; its stdout."""
     proc = subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"

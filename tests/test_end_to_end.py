@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import common
-from conftest import run_script as run
+from conftest import run_script_ok as run
 
 
 @pytest.fixture(scope="module")
