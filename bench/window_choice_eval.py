@@ -10,7 +10,7 @@ EVERY segment. For N in WINDOW_COUNTS (and all) each song keeps N windows, chose
   vad_mean  the same with the mean speech probability as the score (the alternative not taken),
   first   the first N windows,
   random  N windows drawn at random (RANDOM_SEEDS seeds, averaged),
-its log posteriors floored at analyze_language.POSTERIOR_FLOOR are averaged over those windows only
+its log posteriors floored at whisper_features.POOL_FLOOR are averaged over those windows only
 (analyze_language's song rows), and two answers are scored per song against its language:
   kmeans  K-Means on the songs (k = the corpus's languages; centred, PCA as analyze_language.song_rows
           does), one-to-one matched accuracy (metrics.acc), averaged over KMEANS_SEEDS;
@@ -33,6 +33,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import analyze_language as al  # noqa: E402
 import common  # noqa: E402
+import languages  # noqa: E402
 import metrics  # noqa: E402
 import whisper_features as wf  # noqa: E402
 
@@ -45,29 +46,17 @@ CHOICES = ("vad", "vad_mean", "first", "random")  # how a song's windows are cho
 OUT_DIR = "results/window_choice"  # where the CSV, the figure and the VAD scores (cached) go
 GROUP_BY = "artist"  # pseudo-songs: an artist's songs chained, as long as a real library's songs
 MIN_WINDOWS = 6  # windows a pseudo-song holds at least (real songs: 6-10; the validation corpora's: 2-4)
-# labels analyze_language.WHISPER_CODES lacks, for when pycountry is not installed
-MORE_CODES = {"kannada": "kn", "telugu": "te", "marathi": "mr", "gujarati": "gu", "malayalam": "ml",
-              "punjabi": "pa", "vietnamese": "vi", "swahili": "sw", "polish": "pl", "dutch": "nl"}
-
-
 def corpus_data_dir(folder):
     folder = Path(folder)
     return folder / "data" if (folder / "data" / "features").is_dir() else folder
 
 
 def whisper_code(language, codes):
-    """A label's Whisper code: analyze_language's table, then ISO 639 (pycountry), else the label."""
-    lang = str(language).lower()
-    if lang in al.WHISPER_CODES or lang in MORE_CODES:
-        return al.WHISPER_CODES.get(lang) or MORE_CODES[lang]
-    if lang in codes:
-        return lang
-    try:
-        import pycountry
-        hit = pycountry.languages.lookup(lang)
-        return getattr(hit, "alpha_2", lang)
-    except (ImportError, LookupError):
-        return lang
+    """A label's code among Whisper's `codes` ('bangla' -> 'bn'), matched through ISO 639
+    (languages.label_code, langcodes; Whisper's 'jw' is ISO 'jv'), else the label itself."""
+    code = languages.label_code(language)
+    by_iso = {languages.iso_code(c): c for c in codes}
+    return by_iso.get(code, code or str(language).lower())
 
 
 def load_corpus(folder):
@@ -167,7 +156,7 @@ def cached_vad_scores(seg, data, cache):
 
 def evaluate(folder, name, out_dir, group_by=None, min_windows=6):
     seg, logp, codes, data = load_corpus(folder)
-    floored = np.maximum(logp, np.log(al.POSTERIOR_FLOOR))
+    floored = np.maximum(logp, np.log(wf.POOL_FLOOR))
     rows_of = {s: np.flatnonzero(seg["song_id"].to_numpy() == s) for s in seg["song_id"].unique()}
     scores, vad_s = cached_vad_scores(seg, data, Path(out_dir) / f"vad_{name}.npz")
     n_windows = len(seg)
