@@ -243,6 +243,14 @@ def unnamed_clusters(Z, unnamed, seed=0, j=None):
     return fits[best], scores
 
 
+def group_of_songs(named, groups):
+    """Each song's index in `groups` (lists of language codes) by the language it names; -1 for none."""
+    groups_of = np.full(len(named), -1)
+    for i, g in enumerate(groups):
+        groups_of[np.isin(named, g)] = i
+    return groups_of
+
+
 def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCODER_WEIGHT):
     """The declared method on songs: {"clusters": cluster per song (0 = the most-named language),
     "confidence", "table": present_languages' table, "groups": the language columns of each
@@ -269,18 +277,14 @@ def named_clusters(song_logp, codes, X=None, k=None, seed=0, encoder_weight=ENCO
     P = softmax_rows(L)
     table, named = present_languages(P, codes)
     groups = merge_confused(P, named)
-    groups_of = np.full(len(P), -1)
-    for i, g in enumerate(groups):
-        groups_of[np.isin(named, g)] = i
+    groups_of = group_of_songs(named, groups)
     unnamed = groups_of < 0
     many_unnamed = unnamed.sum() >= max(MIN_LANGUAGE_SONGS, UNNAMED_SHARE * len(P)) and len(groups) >= 1
     if many_unnamed:  # weakly named languages join the unnamed songs (their names are a voice's scatter)
         strong = [g for i, g in enumerate(groups) if P[groups_of == i].max(axis=1).mean() >= STRONG_NAME_POSTERIOR]
         if strong and len(strong) < len(groups):
             groups = strong
-            groups_of = np.full(len(P), -1)
-            for i, g in enumerate(groups):
-                groups_of[np.isin(named, g)] = i
+            groups_of = group_of_songs(named, groups)
             unnamed = groups_of < 0
     extra_j = None
     if k is not None:

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import languages  # noqa: E402
 import whisper_features as wf  # noqa: E402
+from window_choice_eval import corpus_data_dir, whisper_code  # noqa: E402
 
 # ----------------------------------------------------------------------------
 SHORT_S = 15.0  # seconds of each window the first pass hears (unpadded: the encoder runs on 750 frames)
@@ -33,11 +34,6 @@ TAUS = (0.6, 0.8, 0.9, 0.95, 0.99)  # confidence below which a song escalates to
 OUT_DIR = "results/short_window_cascade"  # the short pass's cache
 MODEL = "base"  # the bundled Whisper model (the one the 30 s posteriors came from)
 THREADS = 2  # CTranslate2 threads
-
-
-def corpus_data_dir(folder):
-    folder = Path(folder)
-    return folder / "data" if (folder / "data" / "features").is_dir() else folder
 
 
 def short_posteriors(encoder, data, seg, codes):
@@ -83,8 +79,7 @@ def main():
         full = np.load(data / "features" / "whisper_lang.npy")
         codes = json.loads((data / "features" / "whisper_lang.json").read_text())["languages"]
         labels = sorted(seg["language"].unique())
-        by_iso = {languages.iso_code(c): c for c in codes}
-        cols = [codes.index(by_iso[languages.label_code(lab)]) for lab in labels]
+        cols = [codes.index(whisper_code(lab, codes)) for lab in labels]
         key = common.digest({"segments": common.file_sha1(common.segments_path(data)), "model": MODEL,
                              "short_s": SHORT_S, "audio": [common.file_sha1(common.audio_path(data, s))
                                                            for s in seg["song_id"].unique()]})
