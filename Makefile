@@ -30,7 +30,7 @@ demo: setup
 	@echo "report: results/REPORT.md"
 
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadscope tests
+	$(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder tests
 
 clean:
 	rm -rf data results

@@ -274,12 +274,14 @@ def artist_bootstrap(song_table, n_boot=N_BOOTSTRAP, seed=SEED):
     artists = t["artist"].astype(str).unique()
     if len(artists) < 2 or t["language"].nunique() < 2:
         return np.nan, np.nan
-    by = {a: g for a, g in t.groupby(t["artist"].astype(str))}
+    artist, labels = t["artist"].astype(str).to_numpy(), t["language"].astype(str).to_numpy()
+    clusters = t["cluster_id"].to_numpy()
+    rows_of = {a: np.flatnonzero(artist == a) for a in artists}  # arrays, not frames: 1,000 draws in numpy
     rng = np.random.default_rng(seed)
     accs = []
     for _ in range(n_boot):
-        pick = pd.concat([by[a] for a in rng.choice(artists, len(artists))])
-        accs.append(metrics.acc(pick["language"].astype(str), pick["cluster_id"]))
+        pick = np.concatenate([rows_of[a] for a in rng.choice(artists, len(artists))])
+        accs.append(metrics.acc(labels[pick], clusters[pick]))
     return float(np.percentile(accs, 2.5)), float(np.percentile(accs, 97.5))
 
 

@@ -120,6 +120,11 @@ WHISPER_SETS = {  # name -> what a row holds
 # singing (an intro or a solo says nothing of the language); the others take the song's pooled answer.
 # Chosen on the validation corpora (README, "Fewer windows"); 0 runs every window
 WHISPER_WINDOWS_PER_SONG = 4
+# A first pass: Whisper runs on the song's best window alone and stops there when that window is sure
+# of its language (its top posterior over all of Whisper's languages); otherwise on the rest of the
+# WHISPER_WINDOWS_PER_SONG. Chosen on the validation corpora (README, "Fewer windows"); 0 turns it off
+WHISPER_FIRST_WINDOWS = 1
+WHISPER_SURE_POSTERIOR = 0.7  # ... the top posterior at which a song stops after its first pass
 WHISPER_DASK_THREADS = 1  # CPU threads of the Whisper model in each Dask worker process (one song per worker thread)
 WHISPER_WORKER_GB = 1.0  # resident memory of one Whisper worker (base, int8: ~0.5 GB measured) with headroom
 
@@ -165,21 +170,37 @@ def frame_config():
             "cache_dtype": np.dtype(CACHE_DTYPE).name}
 
 
-def whisper_config(model_identity, windows_per_song=None):
+def window_plan(windows_per_song=None, first_windows=None, sure_posterior=None):
+    """(windows per song, first-pass windows, sure posterior): Whisper's window plan, the constants
+    standing in for what is None; a one-line error for a value that cannot be."""
+    plan = (WHISPER_WINDOWS_PER_SONG if windows_per_song is None else int(windows_per_song),
+            WHISPER_FIRST_WINDOWS if first_windows is None else int(first_windows),
+            WHISPER_SURE_POSTERIOR if sure_posterior is None else float(sure_posterior))
+    if plan[0] < 0:
+        raise PipelineError(f"--whisper-windows {plan[0]}: give 0 (every window) or more")
+    if plan[1] < 0:
+        raise PipelineError(f"--whisper-first-windows {plan[1]}: give 0 (no first pass) or more")
+    if not 0.0 < plan[2] <= 1.0:
+        raise PipelineError(f"--whisper-sure {plan[2]}: give a posterior in (0, 1]")
+    return plan
+
+
+def whisper_config(model_identity, plan=None):
     """What Whisper's per-song cache and sets depend on: the model, its settings and the window choice
-    (how many windows a song, by which VAD). The batch is left out: batches give the same numbers."""
+    (how many windows a song, by which VAD, the first pass). The batch is left out: batches give the
+    same numbers."""
     import whisper_features as wf
-    n = WHISPER_WINDOWS_PER_SONG if windows_per_song is None else windows_per_song  # None: as build() resolves it
+    plan = plan or window_plan()
     return {"model": model_identity, "compute_type": wf.WHISPER_COMPUTE_TYPE,
             "sample_rate": wf.WHISPER_SAMPLE_RATE, "window_s": wf.WHISPER_WINDOW_S, "log_floor": wf.LOG_FLOOR,
-            "window_choice": wf.choice_config(n)}
+            "window_choice": wf.choice_config(*plan)}
 
 
-def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identity=None, windows_per_song=None):
+def set_config(name, seed, codebook_size, bigram_size, fingerprint, model_identity=None, plan=None):
     """Everything a set depends on, the audio's content fingerprint included (issue 10, section 2)."""
     source, vtln, kind = parse_name(name)
     if source == "whisper":
-        return {"name": name, "whisper": whisper_config(model_identity, windows_per_song), **fingerprint}
+        return {"name": name, "whisper": whisper_config(model_identity, plan), **fingerprint}
     cfg = {"name": name, "frames": frame_config(), "delta_width": DELTA_WIDTH, **fingerprint}
     if vtln:
         cfg.update(vtln_alphas=list(map(float, VTLN_ALPHAS)), vtln_iterations=VTLN_ITERATIONS,
@@ -293,9 +314,10 @@ def load_whisper(model, threads):
 
 def whisper_song(args):
     """Worker: Whisper states and posteriors of one song's segments into the cache. Whisper runs on at
-    most n_windows of them, those Silero VAD finds likeliest to hold singing; the others inherit the
-    song's pooled answer (whisper_features.encode_song); `ran` records which ran."""
-    song_id, wav, fingerprint, cache_dir, starts, n_windows = args
+    most plan[0] of them, those Silero VAD finds likeliest to hold singing, the best plan[1] first (a
+    song sure of its language stops there); the others inherit the song's pooled answer
+    (whisper_features.encode_song); `ran` records which ran."""
+    song_id, wav, fingerprint, cache_dir, starts, plan = args
     import whisper_features as wf
     path = song_cache_path(cache_dir, song_id)
     if cached(path, fingerprint, ("mean", "std", "logp", "starts", "ran")):
@@ -307,7 +329,8 @@ def whisper_song(args):
         win = int(wf.WHISPER_WINDOW_S * wf.WHISPER_SAMPLE_RATE)
         segs = [y[int(round(s * wf.WHISPER_SAMPLE_RATE)):][:win] for s in starts]
         enc = _WHISPER["encoder"]
-        out = wf.encode_song(enc, segs, n_windows, starts=starts, y16k=y)
+        n_windows, first, sure = plan
+        out = wf.encode_song(enc, segs, n_windows, starts=starts, y16k=y, first=first, sure=sure)
         with common.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, audio=np.array(fingerprint), starts=np.asarray(starts, dtype=np.float64),
@@ -500,7 +523,7 @@ def sets_to_build(names, configs, out_dir, n_segments):
 
 
 def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers, whisper_model,
-                model_path, model_identity, windows_per_song=WHISPER_WINDOWS_PER_SONG, scheduler=None):
+                model_path, model_identity, plan=None, scheduler=None):
     """Step 1: every song's frames (and Whisper states) into the per-song caches, in parallel; the
     cache entry holds the audio's fingerprint. Returns (frame cache folder, Whisper cache folder or
     None); raises when a song could not be read (the rows must match segments.csv)."""
@@ -516,12 +539,13 @@ def cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, 
         cache_dir.mkdir(parents=True, exist_ok=True)
         jobs = [(s, wavs[s], song_audio[s], cache_dir) for s in songs]
         failed = cache_all(jobs, max(1, min(workers, len(jobs))), data_dir, scheduler=scheduler)
-    whisper_dir = (feat_dir / f"whisper_{common.digest(whisper_config(model_identity, windows_per_song))}"
+    plan = plan or window_plan()
+    whisper_dir = (feat_dir / f"whisper_{common.digest(whisper_config(model_identity, plan))}"
                    if whisper_sets else None)
     if whisper_sets and not failed:
         whisper_dir.mkdir(parents=True, exist_ok=True)
         starts_of = segments.groupby("song_id", sort=False)["start_s"].apply(list)
-        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]], windows_per_song) for s in songs]
+        jobs = [(s, wavs[s], song_audio[s], whisper_dir, [float(x) for x in starts_of[s]], plan) for s in songs]
         if scheduler is None:
             n_workers = whisper_workers(workers, len(jobs))
             threads = max(1, (os.cpu_count() or 1) // n_workers)
@@ -627,16 +651,15 @@ def expand_sets(names):
 
 def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBOOK_SIZE,
           bigram_size=BIGRAM_CODEBOOK_SIZE, whisper_model=WHISPER_MODEL, out_dir=None, whisper_windows=None,
-          scheduler=None):
+          scheduler=None, whisper_first=None, whisper_sure=None):
     """Write <out_dir>/<name>.npy (+ .json) for every name (out_dir: data/features, where the caches
     stay in any case); returns {name: path} written. whisper_windows: Whisper's windows per song
-    (None: WHISPER_WINDOWS_PER_SONG; 0: all). scheduler: a Dask scheduler address
+    (None: WHISPER_WINDOWS_PER_SONG; 0: all); whisper_first, whisper_sure: its first pass (None:
+    WHISPER_FIRST_WINDOWS, WHISPER_SURE_POSTERIOR). scheduler: a Dask scheduler address
     whose workers do the per-song work (None: this machine's processes)."""
     names = expand_sets(names or FEATURE_SETS)
     workers = common.check_workers(workers)
-    whisper_windows = WHISPER_WINDOWS_PER_SONG if whisper_windows is None else whisper_windows
-    if whisper_windows < 0:
-        raise PipelineError(f"--whisper-windows {whisper_windows}: give 0 (every window) or more")
+    plan = window_plan(whisper_windows, whisper_first, whisper_sure)
     if scheduler is not None:  # the workers see the data at the same absolute path, not our working folder
         data_dir = Path(data_dir).resolve()
     for n in names:
@@ -648,7 +671,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
         import whisper_features
         model_path, model_identity = whisper_features.resolve_model(whisper_model)
     out_dir = Path(out_dir) if out_dir is not None else common.features_dir(data_dir)  # the sets
-    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity, whisper_windows)
+    configs = {n: set_config(n, seed, codebook_size, bigram_size, fingerprint, model_identity, plan)
                for n in names}
     todo = sets_to_build(names, configs, out_dir, len(segments))
     if not todo:
@@ -659,7 +682,7 @@ def build(data_dir, names=None, seed=SEED, workers=WORKERS, codebook_size=CODEBO
     todo_sets = [n for n in todo if n not in WHISPER_SETS]
     whisper_sets = [n for n in todo if n in WHISPER_SETS]
     cache_dir, whisper_dir = cache_songs(data_dir, segments, songs, song_audio, todo_sets, whisper_sets, workers,
-                                         whisper_model, model_path, model_identity, whisper_windows, scheduler)
+                                         whisper_model, model_path, model_identity, plan, scheduler)
 
     # 2) song-level warps, codebooks, then every set song by song
     rows_of = {s: np.flatnonzero(segments["song_id"].to_numpy() == s) for s in songs}
@@ -718,13 +741,14 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
     if not names:
         return {}
     cols = {"mean": [], "std": [], "logp": []}
-    rows, codes, ran = [], None, 0
+    rows, codes, ran, ran_per_song = [], None, 0, []
     for s in songs:
         with np.load(song_cache_path(whisper_dir, s)) as z:
             for k in cols:
                 cols[k].append(z[k])
             codes = [str(x) for x in z["languages"]] if codes is None else codes
             ran += int(z["ran"].sum())
+            ran_per_song.append(int(z["ran"].sum()))
         rows.append(rows_of[s])
     order = np.concatenate(rows)
     full = {}
@@ -734,6 +758,12 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
     data = {"whisper_mean": full["mean"], "whisper_meanstd": np.concatenate([full["mean"], full["std"]], axis=1),
             "whisper_lang": full["logp"]}
     print(f"Whisper ran on {ran} of {n} windows ({ran / max(n, 1):.0%}); the others took their song's pooled answer")
+    choice = configs[names[0]]["whisper"]["window_choice"]
+    if "first_windows" in choice:  # songs longer than the first pass that stopped after it
+        first = choice["first_windows"]
+        longer = [r for r, s in zip(ran_per_song, songs) if len(rows_of[s]) > first]
+        print(f"{sum(r == first for r in longer)} of the {len(longer)} songs longer than the first pass ({first} "
+              f"window{'s' if first > 1 else ''}) stopped after it: top posterior >= {choice['sure_posterior']:g} (--whisper-sure)")
     return {name: write_set(feat_dir, name, data[name], configs[name], data_dir, windows_run=ran,
                             **({"languages": codes} if name == "whisper_lang" else {}))
             for name in names}
@@ -753,6 +783,13 @@ def main():
                    help="Whisper runs on at most this many windows a song, those Silero VAD finds likeliest to "
                         "hold singing; the others get the song's pooled answer; 0 = every window "
                         f"(default WHISPER_WINDOWS_PER_SONG = {WHISPER_WINDOWS_PER_SONG})")
+    p.add_argument("--whisper-first-windows", type=int, default=None,
+                   help="a first pass on this many of those windows; a song whose pooled top posterior then "
+                        "reaches --whisper-sure stops there; 0 = no first pass "
+                        f"(default WHISPER_FIRST_WINDOWS = {WHISPER_FIRST_WINDOWS})")
+    p.add_argument("--whisper-sure", type=float, default=None,
+                   help="the top posterior (over all of Whisper's languages) at which a song stops after its "
+                        f"first pass (default WHISPER_SURE_POSTERIOR = {WHISPER_SURE_POSTERIOR})")
     p.add_argument("--codebook-size", type=int, default=CODEBOOK_SIZE, help="codewords of the bow sets")
     p.add_argument("--bigram-codebook-size", type=int, default=BIGRAM_CODEBOOK_SIZE,
                    help="units of the bigram sets")
@@ -764,7 +801,8 @@ def main():
     args = p.parse_args()
     names = expand_sets(n.strip() for n in args.sets.split(",") if n.strip())
     kw = dict(workers=args.workers, codebook_size=args.codebook_size, bigram_size=args.bigram_codebook_size,
-              whisper_model=args.whisper_model, whisper_windows=args.whisper_windows, scheduler=args.scheduler)
+              whisper_model=args.whisper_model, whisper_windows=args.whisper_windows, scheduler=args.scheduler,
+              whisper_first=args.whisper_first_windows, whisper_sure=args.whisper_sure)
     build(args.data_dir, names, args.seed, **kw)
     build_spread(args.data_dir, names, args.spread_seeds, **kw)
 

@@ -75,6 +75,15 @@ def run_main(main):
 
 
 # ----------------------------------------------------------------------------
+# method names (here, not in models.py: naming a method must not import torch)
+def vade_features(name):
+    """The input of a VaDE method name ('vade' -> 'mfcc', 'vade_fg_bow' -> 'fg_bow'); None otherwise."""
+    if name == OWN_CLUSTERS_PREFIX:
+        return "mfcc"
+    return name[len(OWN_CLUSTERS_PREFIX) + 1:] if name.startswith(OWN_CLUSTERS_PREFIX + "_") else None
+
+
+# ----------------------------------------------------------------------------
 # paths
 def features_dir(data_dir):
     return Path(data_dir) / "features"

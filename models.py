@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import N_FRAMES, N_MFCC, PipelineError
+from common import N_FRAMES, N_MFCC, PipelineError, vade_features
 
 # ----------------------------------------------------------------------------
 # architecture (report section 3.2.1)
@@ -395,13 +395,6 @@ def seeded_name(model, seed, first_seed):
 def vade_name(features):
     """VaDE's file stem and method name for an input: vade (the report's MFCC) or vade_<features>."""
     return "vade" if features == "mfcc" else f"vade_{features}"
-
-
-def vade_features(name):
-    """The input of a VaDE method name ('vade' -> 'mfcc', 'vade_fg_bow' -> 'fg_bow'); None otherwise."""
-    if name == "vade":
-        return "mfcc"
-    return name[len("vade_"):] if name.startswith("vade_") else None
 
 
 def split_seeded(name):

@@ -19,13 +19,6 @@ import metrics
 import tables
 
 
-def vade_features(method):
-    """models.vade_features, imported on first use: build_dataset.py records its command through
-    this module and should not pay for importing torch."""
-    from models import vade_features as features_of
-    return features_of(method)
-
-
 # ----------------------------------------------------------------------------
 REPORT_NAME = "REPORT.md"  # written into --results-dir
 # the technical report's Table 5.1 (one run, one seed), shown beside ours for comparison
@@ -328,8 +321,8 @@ def _input_set(method, probes):
     for suffix in ("_kmeans", "_songs", "_merge"):
         if method.endswith(suffix) and method[: -len(suffix)] in probes:
             return method[: -len(suffix)]
-    if vade_features(method) in probes:
-        return vade_features(method)
+    if common.vade_features(method) in probes:
+        return common.vade_features(method)
     return common.REPORT_MFCC if common.REPORT_MFCC in probes else None
 
 
@@ -807,7 +800,7 @@ def _commands_section(data_dir, results_dir):
     vade = _read_optional(common.metrics_dir(results_dir) / "vade_metrics.csv")
     vade_methods = list(dict.fromkeys(vade["method"])) if vade is not None else ["vade"]
     for m in vade_methods:  # the VaDE runs behind the table, each feature set once
-        feats = vade_features(m)
+        feats = common.vade_features(m)
         lines.append(f"python train_vade.py{d}" + (f" --features {shlex.quote(feats)}" if feats != "mfcc" else ""))
     recorded = []
     for script in ANALYSIS_SCRIPTS:

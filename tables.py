@@ -36,9 +36,8 @@ METHOD_TITLES = {
 def method_title(method):
     if method in METHOD_TITLES:
         return METHOD_TITLES[method]
-    from models import vade_features
-    if vade_features(method) is not None:  # "vade" itself is in METHOD_TITLES
-        return f"VaDE on {vade_features(method)}, clusters from q(c|x)"
+    if common.vade_features(method) is not None:  # "vade" itself is in METHOD_TITLES
+        return f"VaDE on {common.vade_features(method)}, clusters from q(c|x)"
     if method.startswith("hybrid_"):
         return f"Multi-Modal ({method[len('hybrid_'):]}+Text+Artist)"
     # analyze_language.py's methods: <set>_kmeans, <set>_merge

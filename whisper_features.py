@@ -242,17 +242,24 @@ def speech_probabilities(pieces):
     return out
 
 
-def choice_config(n_windows):
+def choice_config(n_windows, first=0, sure=1.0):
     """What the window choice depends on, for cache keys (build_features.whisper_config): the
-    count, and when it chooses at all, the VAD file's hash and settings."""
-    if n_windows <= 0:
+    count, and when it chooses at all, the VAD file's hash and settings, and the first pass (how many
+    windows, and the pooled posterior at which a song stops there)."""
+    if not early_stop(n_windows, first) and n_windows <= 0:
         return {"windows_per_song": 0}
     pkg = _package_dir("silero_vad")
     path = pkg / "data" / VAD_MODEL if pkg else None
     sha = sha256_file(path)[:16] if path is not None and path.is_file() else "missing"
     return {"windows_per_song": int(n_windows), "vad": f"{VAD_MODEL}:{sha}", "vad_piece_frames": VAD_PIECE_FRAMES,
             "vad_pieces_per_window": VAD_PIECES_PER_WINDOW, "vad_threshold": VAD_THRESHOLD,
-            "pool_floor": POOL_FLOOR}
+            "pool_floor": POOL_FLOOR,
+            **({"first_windows": int(first), "sure_posterior": float(sure)} if early_stop(n_windows, first) else {})}
+
+
+def early_stop(n_windows, first):
+    """Whether a first pass of `first` windows can end a song early under a cap of n_windows (0: all)."""
+    return first > 0 and (n_windows <= 0 or first < n_windows)
 
 
 def window_scores(y16k, starts):
@@ -292,19 +299,45 @@ def pool_song(out):
     return {"mean": out["mean"].mean(axis=0), "std": out["std"].mean(axis=0), "logp": logp.mean(axis=0)}
 
 
-def encode_song(encoder, segments, n_windows, starts=None, y16k=None, batch=None):
-    """encode_segments on at most n_windows of one song's segments, the highest window_scores
+def pooled_top(logp):
+    """The top of a song's pooled posterior over ALL of Whisper's languages (the softmax of the mean of
+    its windows' log posteriors floored at POOL_FLOOR, as pool_song pools them): label-free, and
+    blind to which languages the library holds."""
+    z = np.maximum(np.asarray(logp, dtype=np.float64), np.log(POOL_FLOOR)).mean(axis=0)
+    p = np.exp(z - z.max())
+    return float(p.max() / p.sum())
+
+
+def encode_song(encoder, segments, n_windows, starts=None, y16k=None, batch=None, first=0, sure=1.0):
+    """encode_segments on at most n_windows (0: all) of one song's segments, the highest window_scores
     (scored on y16k at `starts`); every other segment inherits the song's pooled answer (pool_song),
-    so a song's mean over its rows is the pool of the windows run. Returns encode_segments' dict plus
-    "ran" (n,) bool (the windows Whisper ran on) and "score" (n,) float32 (NaN when not scored)."""
+    so a song's mean over its rows is the pool of the windows run.
+
+    With first > 0, Whisper first runs on the `first` best windows alone; the song stops there when
+    their pooled top posterior (pooled_top) reaches `sure`, and otherwise runs the rest of its
+    n_windows (the first ones are among them, so an unsure song ends as if there were no first pass).
+    Returns encode_segments' dict plus "ran" (n,) bool (the windows Whisper ran on) and "score"
+    (n,) float32 (NaN when not scored)."""
     segments = list(segments)
     n = len(segments)
-    if n_windows <= 0 or n <= n_windows:
+    cap = n if n_windows <= 0 else min(n_windows, n)
+    if cap == n and not early_stop(cap, first):
         out = encoder.encode_segments(segments, batch=batch)
         return {**out, "ran": np.ones(n, bool), "score": np.full(n, np.nan, np.float32)}
     scores = window_scores(y16k, starts)
-    chosen = choose_windows(scores, n_windows)
-    run = encoder.encode_segments([segments[i] for i in chosen], batch=batch)
+    chosen = choose_windows(scores, cap)
+    if early_stop(cap, first):
+        firsts = choose_windows(scores, first)
+        run = encoder.encode_segments([segments[i] for i in firsts], batch=batch)
+        if pooled_top(run["logp"]) >= sure:
+            chosen = firsts
+        else:  # the rest of the cap, then every window in song order (the pool sums in one order)
+            rest = np.setdiff1d(chosen, firsts)
+            more = encoder.encode_segments([segments[i] for i in rest], batch=batch)
+            order = np.argsort(np.concatenate([firsts, rest]), kind="stable")
+            run = {k: np.concatenate([run[k], more[k]])[order] for k in run}
+    else:
+        run = encoder.encode_segments([segments[i] for i in chosen], batch=batch)
     pooled = pool_song(run)
     out = {k: np.repeat(pooled[k][None].astype(np.float32), n, axis=0) for k in run}
     for k in run:

@@ -13,6 +13,7 @@ share of the path that is Whisper is visible. The last line is
 `language path: N songs/hour (...)`.
 """
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -88,8 +89,10 @@ def main():
     batch = whisper_features.default_batch(device)
     bare = bare_windows_per_second(wavs, batch=batch, n_windows=min(BARE_WINDOWS, n_windows))
     total = sum(times.values())
+    ran = json.loads((data / "features" / "whisper_lang.json").read_text()).get("windows_run", n_windows)
     print(f"bare whisper: {bare:.2f} windows/s (batch {batch}, {device}) on the same audio; the path ran Whisper "
-          f"on at most WHISPER_WINDOWS_PER_SONG of the {n_windows} windows ({n_windows / n_songs:.1f} a song)")
+          f"on {ran} of the {n_windows} windows ({n_windows / n_songs:.1f} a song; build_features.py's "
+          f"WHISPER_WINDOWS_PER_SONG and first pass)")
     if not args.keep and not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
     print(f"language path: {n_songs / total * 3600:.0f} songs/hour ({n_songs} songs, {n_windows} windows, "

@@ -108,6 +108,15 @@ def test_sets_language_builds_what_the_declared_method_reads_on_the_chosen_windo
     cache = next(feat.glob("whisper_*/"))
     with np.load(next(cache.glob("song1*"))) as z:
         assert z["ran"].tolist().count(True) == 1 and np.isfinite(z["score"]).all()
+    # a first pass of one window that any posterior satisfies: the same rows, under their own cache key
+    assert set(bf.build(data, ["language"], workers=1, whisper_windows=4, whisper_first=1, whisper_sure=1e-6)) \
+        == set(languages.LANGUAGE_SETS)
+    meta = json.loads((feat / "whisper_lang.json").read_text())
+    assert meta["windows_run"] == 2 and meta["config"]["whisper"]["window_choice"]["first_windows"] == 1
+    np.testing.assert_array_equal(np.load(feat / "whisper_lang.npy"), lang)
+    assert len(list(feat.glob("whisper_*/"))) == 2
+    with pytest.raises(common.PipelineError, match="--whisper-sure"):
+        bf.build(data, ["language"], workers=1, whisper_sure=0)
 
 
 def test_replaced_audio_rebuilds_every_set_and_cache(tmp_path):
@@ -258,8 +267,36 @@ def test_encode_song_runs_the_chosen_windows_and_the_rest_inherit_the_pool(monke
     assert everything["ran"].all() and everything["mean"][:, 0].tolist() == [0, 1, 2, 3, 4]
 
 
+def test_a_song_sure_after_its_first_window_stops_there_and_an_unsure_one_ends_as_without_a_first_pass(monkeypatch):
+    segs = [np.full(10, i, np.float32) for i in range(5)]  # the fake: windows 0, 1 unsure (0.5/0.5), 2-4 sure (0.9)
+    kw = dict(starts=[0, 30, 60, 90, 120], y16k=np.zeros(10), n_windows=3)
+    monkeypatch.setattr(wf, "window_scores", lambda y, starts: np.array([0.1, 0.8, 0.0, 0.9, 0.3], np.float32))
+    enc = _FakeEncoder()
+    sure = wf.encode_song(enc, segs, first=1, sure=0.7, **kw)  # best window 3 says 0.9: stop
+    assert enc.seen == [1] and sure["ran"].tolist() == [False, False, False, True, False]
+    assert sure["mean"][:, 0].tolist() == [3.0] * 5
+    assert wf.encode_song(_FakeEncoder(), segs, first=1, sure=0.95, **kw)["ran"].sum() == 3  # 0.9 < 0.95
+    monkeypatch.setattr(wf, "window_scores", lambda y, starts: np.array([0.1, 0.9, 0.0, 0.8, 0.3], np.float32))
+    enc = _FakeEncoder()
+    unsure = wf.encode_song(enc, segs, first=1, sure=0.7, **kw)  # best window 1 says 0.5: the rest of the 3
+    assert enc.seen == [1, 2] and unsure["ran"].tolist() == [False, True, False, True, True]
+    without = wf.encode_song(_FakeEncoder(), segs, first=0, **kw)
+    for k in ("mean", "std", "logp", "ran", "score"):
+        assert np.array_equal(unsure[k], without[k], equal_nan=True), k
+    # the first pass needs the scores even when every window is allowed; a song of one window has no first pass
+    enc = _FakeEncoder()
+    assert wf.encode_song(enc, segs, first=1, sure=0.7, **{**kw, "n_windows": 0})["ran"].sum() == 5 and enc.seen == [1, 4]
+    one = wf.encode_song(_FakeEncoder(), segs[:1], n_windows=3, first=1, sure=0.7)
+    assert one["ran"].tolist() == [True] and np.isnan(one["score"]).all()
+    assert wf.pooled_top(np.log([[0.9, 0.1]])) == pytest.approx(0.9)
+
+
 def test_the_window_choice_is_part_of_the_cache_key():
     assert wf.choice_config(0) == {"windows_per_song": 0}  # every window: no VAD involved
     cfg = wf.choice_config(3)
     assert cfg["windows_per_song"] == 3 and cfg["vad"].startswith(wf.VAD_MODEL + ":")
     assert cfg != wf.choice_config(4)
+    first = wf.choice_config(3, first=1, sure=0.7)
+    assert first["first_windows"] == 1 and first != wf.choice_config(3, first=1, sure=0.8) != cfg
+    assert wf.choice_config(3, first=3, sure=0.7) == cfg  # a first pass as long as the cap is none
+    assert wf.choice_config(0, first=1, sure=0.7)["vad"]  # every window, but the first one chosen by VAD
