@@ -1,4 +1,5 @@
 """Shared test helpers: the repo root on sys.path, and synthesized audio files."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,21 +29,16 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def figures_unrendered(request, monkeypatch):
-    """Figures are built but not rendered in-process, unless the test is marked renders_figures:
-    rendering the PNGs was most of the analysis tests' time, and only the tests that read a PNG
-    need one. The file still appears (empty), so tests of which figures a run writes still hold.
-    Module-scoped fixtures (test_analyze's full_run) are set up before this and render; so do the
-    scripts run as processes (test_end_to_end.py)."""
+    """Figures are built but not rendered (plots.UNRENDERED_FIGURES_ENV), in-process and in the scripts
+    a test runs, unless the test is marked renders_figures: rendering the PNGs was most of the analysis
+    tests' time, and only the tests that read a PNG need one. The file still appears (empty), so tests
+    of which figures a run writes still hold. Module-scoped fixtures are set up before this: test_analyze's
+    full_run renders every figure of the three analyze_*.py; test_end_to_end's chain, which draws the
+    same kinds again, sets the variable for its scripts itself."""
     if request.node.get_closest_marker("renders_figures"):
         return
     import plots
-
-    def save_unrendered(fig, path):
-        plots.plt.close(fig)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).touch()
-        return path
-    monkeypatch.setattr(plots, "save", save_unrendered)
+    monkeypatch.setenv(plots.UNRENDERED_FIGURES_ENV, "1")
 
 
 def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
@@ -62,11 +58,11 @@ def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
     return np.stack([y * (1.0 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
 
 
-def run_script_ok(script, *args):
+def run_script_ok(script, *args, env=None):
     """Run one of the pipeline's scripts as a user would (its own process, in the repo root), assert it
-    succeeded; its stdout."""
+    succeeded; its stdout. env: variables set for it on top of this process's."""
     proc = subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 

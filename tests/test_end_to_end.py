@@ -1,16 +1,21 @@
 """The whole chain as a user runs it, on a tiny demo corpus: every file of the contract appears."""
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import common
-from conftest import run_script_ok as run
+import plots
+from conftest import run_script_ok
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
     dirs = ["--data-dir", str(root / "data"), "--results-dir", str(root / "results")]
+    # figures built, not rendered (conftest.figures_unrendered): test_analyze's full_run renders these kinds
+    run = functools.partial(run_script_ok, env={plots.UNRENDERED_FIGURES_ENV: "1"})
     # 4 songs of 60 to 120 s: about 10 segments, two songs per language (making the demo audio was
     # half of this fixture's time with 6)
     run("build_dataset.py", "--source", "demo", "--songs", "4", "--workers", "2", *dirs)

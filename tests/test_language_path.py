@@ -3,11 +3,13 @@
 Its own module, so that a parallel run (pytest-xdist, --dist loadscope) can give it to one worker
 while another builds test_end_to_end.py's chain."""
 import pandas as pd
+import pytest
 
 import common
 from conftest import run_script_ok as run
 
 
+@pytest.mark.renders_figures
 def test_three_languages_nobody_labelled_through_the_language_path(tmp_path):
     """Issue 16: a tiny three-language corpus without labels through the three commands a library
     runs; k comes from the data and every song gets a named (or honestly unnamed) cluster."""

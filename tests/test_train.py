@@ -154,19 +154,23 @@ def test_nan_keeps_last_good_checkpoint(data6, tmp_path, monkeypatch):
     assert (failures["stage"] == "train").any() and failures["error"].str.contains("epoch 2").any()
 
 
-def run_script(script, *argv):
-    return subprocess.run([sys.executable, script, *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+def cli(script, argv, capsys):
+    """A training script's command line in-process, as its `__main__` runs it (common.run_main):
+    (exit status, stderr). The scripts themselves run as processes in test_end_to_end.py."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        common.run_main(lambda: script.main(argv))
+    return e.value.code, capsys.readouterr().err
 
 
-def test_bad_features_exit_1(tmp_path):
+def test_bad_features_exit_1(tmp_path, capsys):
     # no features at all: the message names the command that makes them
-    r = run_script("train_vae.py", *args(tmp_path / "nothing", tmp_path / "results"))
-    assert r.returncode == 1 and "build_dataset.py" in r.stderr and "Traceback" not in r.stderr
+    code, err = cli(train_vae, args(tmp_path / "nothing", tmp_path / "results"), capsys)
+    assert code == 1 and "build_dataset.py" in err and "Traceback" not in err
     # NaN in the features: stops in epoch 1 with a failure row, nothing written
     data = make_features(tmp_path / "nan", 4, nan=True)
-    r = run_script("train_cvae.py", *args(data, tmp_path / "results", "--model", "autoencoder"))
-    assert r.returncode == 1 and "epoch 1" in r.stderr and "Traceback" not in r.stderr
+    code, err = cli(train_cvae, args(data, tmp_path / "results", "--model", "autoencoder"), capsys)
+    assert code == 1 and "epoch 1" in err and "Traceback" not in err
     assert "train" in set(pd.read_csv(common.failures_path(data))["stage"])
     assert not common.model_path(tmp_path / "results", "autoencoder").exists()
 
@@ -320,15 +324,15 @@ def test_stale_temp_files_removed_at_start(data6, tmp_path, capsys):
     assert f"removed {stale}" in capsys.readouterr().out
 
 
-def test_unwritable_results_dir_fails_before_training(data6, tmp_path, monkeypatch):
+def test_unwritable_results_dir_fails_before_training(data6, tmp_path, monkeypatch, capsys):
     res = tmp_path / "results"
     res.mkdir()
     (res / "models").write_text("a file where the models folder goes")  # root ignores chmod
     monkeypatch.setattr(training, "shuffled_epoch", lambda *a, **k: pytest.fail("trained first"))
     with pytest.raises(common.PipelineError, match="models"):
         train_one("vae", data6, res, epochs=1)
-    r = run_script("train_cvae.py", *args(data6, res, "--model", "autoencoder"))
-    assert r.returncode == 1 and "models" in r.stderr and "Traceback" not in r.stderr
+    code, err = cli(train_cvae, args(data6, res, "--model", "autoencoder"), capsys)
+    assert code == 1 and "models" in err and "Traceback" not in err
 
 
 def copy_data(src, dst, language=None):
