@@ -13,9 +13,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-# the longest modules start first, so that a parallel run (make test: pytest-xdist, --dist loadscope)
-# does not begin the 2-minute end-to-end chain after the short modules (longest job first)
-LONGEST_MODULES_FIRST = ("test_end_to_end.py", "test_language_path.py", "test_analyze.py")
+# the modules, longest first (seconds measured under `make test` on 2 cores), so that a parallel run
+# (pytest-xdist, --dist loadscope --no-loadscope-reorder) neither begins the end-to-end chain after the
+# short modules nor ends with one worker on a long module while the other waits (longest job first);
+# a module not listed runs after these
+LONGEST_MODULES_FIRST = ("test_end_to_end.py",  # ~90 s
+                         "test_language_path.py", "test_analyze.py", "test_build_dataset.py",  # 35-55 s
+                         "test_whisper.py", "test_demo_corpus.py", "test_train.py",  # 25-35 s
+                         "test_language.py", "test_song_tasks.py", "test_models.py")  # 9-20 s
 
 
 def pytest_collection_modifyitems(config, items):
