@@ -396,3 +396,14 @@ def test_analyze_language_with_some_labels_names_and_scores_on_them(tmp_path, mo
     assert (declared["n_seeds"] == 2 * metrics.N_KMEANS_SEEDS).all()
     assert declared["spread_over"].str.contains("2 codebook seeds").all()
     assert declared["song_acc_boot_lo"].notna().all()  # a segment-level method's songs are bootstrapped too
+
+
+@pytest.mark.renders_figures
+def test_the_language_count_chart_renders_both_panels(tmp_path):
+    """The chart behind language_count.csv, as a real PNG (the language path's test runs the scripts
+    with figures unrendered)."""
+    import plots
+    table = pd.DataFrame({"code": ["en", "es", "hu"], "name": ["English", "Spanish", "Hungarian"],
+                          "songs": [5, 3, 1], "needed": 2, "present": [True, True, False], "cluster": [0, 1, -1]})
+    path = plots.language_count_chart(table, tmp_path / common.LANGUAGE_COUNT_FIGURE, 3, {2: 0.1, 3: 0.4}, 0.3)
+    assert path.stat().st_size > 5000

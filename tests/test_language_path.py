@@ -3,13 +3,11 @@
 Its own module, so that a parallel run (pytest-xdist, --dist loadscope) can give it to one worker
 while another builds test_end_to_end.py's chain."""
 import pandas as pd
-import pytest
 
 import common
 from conftest import run_script_ok as run
 
 
-@pytest.mark.renders_figures
 def test_three_languages_nobody_labelled_through_the_language_path(tmp_path):
     """Issue 16: a tiny three-language corpus without labels through the three commands a library
     runs; k comes from the data and every song gets a named (or honestly unnamed) cluster."""
@@ -36,6 +34,7 @@ def test_three_languages_nobody_labelled_through_the_language_path(tmp_path):
     assert set(clusters["cluster"]) == set(songs["cluster"]) and set(clusters["named_by"]) <= {"whisper", "uncertain"}
     count = pd.read_csv(tmp_path / "results" / "metrics" / common.LANGUAGE_COUNT_FILE)
     assert int(count["k"].iloc[0]) == songs["cluster"].nunique()
-    assert (tmp_path / "results" / "figures" / common.LANGUAGE_COUNT_FIGURE).stat().st_size > 5000
+    # written (unrendered here: tests/conftest.py); test_language.py renders the chart itself
+    assert (tmp_path / "results" / "figures" / common.LANGUAGE_COUNT_FIGURE).exists()
     report = (tmp_path / "results" / "REPORT.md").read_text()
     assert "## How many languages, and which" in report
