@@ -246,7 +246,7 @@ def choice_config(n_windows, first=0, sure=1.0):
     """What the window choice depends on, for cache keys (build_features.whisper_config): the
     count, and when it chooses at all, the VAD file's hash and settings, and the first pass (how many
     windows, and the pooled posterior at which a song stops there)."""
-    if not early_stop(n_windows, first) and n_windows <= 0:
+    if n_windows <= 0 and not early_stop(n_windows, first):
         return {"windows_per_song": 0}
     pkg = _package_dir("silero_vad")
     path = pkg / "data" / VAD_MODEL if pkg else None
