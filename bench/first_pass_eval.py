@@ -35,8 +35,8 @@ import common  # noqa: E402
 import languages  # noqa: E402
 import metrics  # noqa: E402
 import whisper_features as wf  # noqa: E402
-from window_choice_eval import (MIN_WINDOWS, cached_vad_scores, load_corpus, pseudo_songs,  # noqa: E402
-                                whisper_code)
+from window_choice_eval import (MIN_WINDOWS, cached_vad_scores, corpus_args, load_corpus,  # noqa: E402
+                                pseudo_songs, save_figure, whisper_code)
 
 # ----------------------------------------------------------------------------
 FIRST_WINDOWS = (0, 1, 2)  # first-pass windows tried (0: no first pass, every song runs the cap)
@@ -130,18 +130,12 @@ def plot(df, path):
                  "(solid: 1 first window, dashed: 2; star: no first pass; thin line: that - 0.01)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with common.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpora", nargs="+", help="corpus folders (each with data/ or audio/ + features/)")
-    p.add_argument("--out", default=OUT_DIR, help="folder for first_pass.csv, first_pass.png and the VAD cache")
-    p.add_argument("--group-by", default="artist",
-                   help="also score pseudo-songs: songs sharing this segments.csv column chained ('' = off)")
+    p = corpus_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), OUT_DIR,
+                    "folder for first_pass.csv, first_pass.png and the VAD cache")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

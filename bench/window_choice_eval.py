@@ -221,18 +221,30 @@ def plot(df, path):
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Window choice: accuracy against Whisper windows per song (thin line: all windows - 0.01)",
                  fontsize=10)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """An evaluation's figure, written atomically (dpi 110, as the pipeline's) and closed."""
+    import matplotlib.pyplot as plt
     fig.tight_layout()
     with common.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def corpus_args(p, out_default, out_help):
+    """The arguments every corpus evaluation here takes: the corpora, --out, --group-by."""
     p.add_argument("corpora", nargs="+", help="corpus folders (each with data/ or audio/ + features/)")
-    p.add_argument("--out", default=OUT_DIR, help="folder for window_choice.csv and window_choice.png")
+    p.add_argument("--out", default=out_default, help=out_help)
     p.add_argument("--group-by", default=GROUP_BY,
                    help="also score pseudo-songs: songs sharing this segments.csv column chained ('' = off)")
+    return p
+
+
+def main():
+    p = corpus_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]), OUT_DIR,
+                    "folder for window_choice.csv and window_choice.png")
     p.add_argument("--min-windows", type=int, default=MIN_WINDOWS, help="windows a pseudo-song holds at least")
     args = p.parse_args()
     out = Path(args.out)
