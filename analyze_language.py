@@ -602,7 +602,8 @@ def write_confounds(found, data_dir, songs, mask):
     common.write_csv(common.metrics_dir(results_dir) / common.CONFOUNDS_FILE, table.round(4))
     heat = table.set_index("method").drop(columns="n_seeds")
     fig = common.figures_dir(results_dir) / HEATMAP_FILE
-    diagnostics.confounds_heatmap(heat, fig)
+    import plots
+    plots.confounds_heatmap(heat, fig)
     return heat, fig
 
 

@@ -13,7 +13,6 @@ clusters follow instead (issue 5, section 1). Nothing here is a script.
   confound_nmi     NMI of a clustering against every column confound_columns() builds: the
                    artist, the segment's position in its song, and every extra column songs.csv
                    carries (numbers in quantile bins)
-  confounds_heatmap  the methods x columns NMI table as a figure
 
 The probe reads the language labels (it is the ceiling, not a method); nothing else here does
 except to score.
@@ -175,31 +174,6 @@ def confound_nmi(clusters, columns):
                      for v in np.unique(lang)]
             out["artist_within_language"] = float(sum(w * x for w, x in parts) / len(lang))
     return out
-
-
-def confounds_heatmap(table, path, title="What the clusters follow: NMI of each method's clusters"):
-    """table: DataFrame indexed by method, one column per confound (NMI); saved as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import common
-    vals = table.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.1 * vals.shape[1] + 3.5, 0.38 * vals.shape[0] + 1.8))
-    im = ax.imshow(vals, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(np.nanmax(vals))), aspect="auto")
-    ax.set_xticks(range(vals.shape[1]), table.columns, rotation=40, ha="right")
-    ax.set_yticks(range(vals.shape[0]), table.index)
-    for i in range(vals.shape[0]):
-        for j in range(vals.shape[1]):
-            ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if vals[i, j] < 0.6 * np.nanmax(vals) else "black")
-    ax.set_xlabel("segment attribute (numbers in quantile bins)")
-    ax.set_ylabel("method")
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(im, ax=ax, label="NMI")
-    fig.tight_layout()
-    with common.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------

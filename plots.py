@@ -453,6 +453,25 @@ def probes_chart(probes, path, majority=None):
     return save(fig, path)
 
 
+def confounds_heatmap(table, path, title="What the clusters follow: NMI of each method's clusters"):
+    """table: DataFrame indexed by method, one column per confound (NMI); saved as a PNG (analyze_language.py)."""
+    vals = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * vals.shape[1] + 3.5, 0.38 * vals.shape[0] + 1.8))
+    im = ax.imshow(vals, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(np.nanmax(vals))), aspect="auto")
+    ax.set_xticks(range(vals.shape[1]), table.columns, rotation=40, ha="right")
+    ax.set_yticks(range(vals.shape[0]), table.index)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if vals[i, j] < 0.6 * np.nanmax(vals) else "black")
+    ax.set_xlabel("segment attribute (numbers in quantile bins)")
+    ax.set_ylabel("method")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, label="NMI")
+    fig.tight_layout()
+    return save(fig, path)
+
+
 # ----------------------------------------------------------------------------
 # how many languages (analyze_language.py, languages.py)
 def language_count_chart(count_table, path, k, unnamed_scores=None, min_silhouette=None):

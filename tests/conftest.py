@@ -1,7 +1,12 @@
-"""Shared test helpers: the repo root on sys.path, and synthesized audio files."""
+"""Shared test helpers: the repo root on sys.path, the pipeline's scripts run as a user runs them, and
+synthesized audio files."""
+import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +68,51 @@ def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
     return np.stack([y * (1.0 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
 
 
+# imported once by tests/script_server.py, which forks the scripts a test runs, instead of by each script
+# (~5 s of imports a script: the chain of test_end_to_end runs eleven)
+PRELOADED_MODULES = ("torch", "sklearn.cluster", "sklearn.decomposition", "sklearn.feature_extraction.text",
+                     "sklearn.manifold", "sklearn.metrics", "sklearn.mixture", "sklearn.preprocessing",
+                     "scipy.signal", "pandas", "matplotlib.pyplot", "seaborn", "tqdm")
+SCRIPT_TIMEOUT_S = 600  # a script still running then is killed and its test fails
+_ENV_AT_START = dict(os.environ)  # the server's own environment: before any test has changed it
+_SCRIPT_SERVER = {}  # this test process's server: {"proc": Popen}
+
+
+def _script_server():
+    proc = _SCRIPT_SERVER.get("proc")
+    if proc is None or proc.poll() is not None:  # ends by itself when this process does (its stdin closes)
+        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "script_server.py"), *PRELOADED_MODULES],
+                                cwd=ROOT, env=_ENV_AT_START, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        _SCRIPT_SERVER["proc"] = proc
+    return proc
+
+
+def run_script(script, *args, env=None, cwd=ROOT):
+    """Run one of the pipeline's scripts as a user would: `python SCRIPT ARGS` in its own process, in cwd,
+    with this process's environment plus env; a subprocess.CompletedProcess (returncode, stdout, stderr:
+    text). The process is forked from tests/script_server.py, with torch and the like already imported;
+    the pipeline's modules are not."""
+    server = _script_server()
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
+        request = [str(script), [str(a) for a in args], {**os.environ, **(env or {})}, str(cwd), str(out), str(err)]
+        server.stdin.write(json.dumps(request) + "\n")
+        server.stdin.flush()
+        pid = int(server.stdout.readline())
+        timer = threading.Timer(SCRIPT_TIMEOUT_S, os.kill, (pid, signal.SIGKILL))
+        timer.start()
+        try:
+            code = int(server.stdout.readline())
+        finally:
+            timer.cancel()
+        return subprocess.CompletedProcess([script, *args], code, out.read_text(), err.read_text())
+
+
 def run_script_ok(script, *args, env=None):
-    """Run one of the pipeline's scripts as a user would (its own process, in the repo root), assert it
-    succeeded; its stdout. env: variables set for it on top of this process's."""
-    proc = subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    """run_script in the repo root, asserting it succeeded; its stdout."""
+    proc = run_script(script, *args, env=env)
+    assert proc.returncode == 0, f"{script} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
 

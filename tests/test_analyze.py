@@ -2,7 +2,6 @@
 
 The fabricated files follow DESIGN.md, so these tests need neither build_dataset.py nor training.
 """
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import metrics  # noqa: E402
 import tables  # noqa: E402
 import report  # noqa: E402
 from common import N_FRAMES, N_MFCC, PipelineError  # noqa: E402
+from conftest import run_script  # noqa: E402
 
 N_SEGMENTS = 40
 ARTISTS = {"english": ["Taylor Swift", "Ed Sheeran", "Adele"], "bangla": ["Ayub Bachchu", "James"]}
@@ -166,8 +166,7 @@ def test_length_mismatch_names_both_files(tmp_path):
 def test_one_language_is_clustered_but_not_scored(tmp_path):
     """One language for every song (a placeholder, say): K = N_LANGUAGES, nothing scored against it."""
     data, results = fabricate(tmp_path, languages=("english",), models=["vae"])
-    p = subprocess.run([sys.executable, "analyze_vae.py", "--data-dir", str(data), "--results-dir", str(results)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    p = run_script("analyze_vae.py", "--data-dir", data, "--results-dir", results)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "scoring needs two languages" in p.stdout and "Traceback" not in p.stderr
     rows = pd.read_csv(common.metrics_dir(results) / "vae_metrics.csv")

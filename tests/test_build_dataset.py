@@ -14,7 +14,7 @@ import soundfile as sf
 
 import build_dataset as bd
 import common
-from conftest import ROOT, synth_song
+from conftest import ROOT, run_script, synth_song
 
 # the report's song list: in ../shared beside the checkout (as CI lays it out), else this machine's copy
 SEED_SONGS = next((p for p in (ROOT.parent / "shared" / "data" / "seed_songs.csv",
@@ -185,8 +185,7 @@ def test_edited_local_file_is_decoded_again(tmp_path, make_song):
 def test_missing_source_column_stops_before_writing(tmp_path):
     data = tmp_path / "data"
     m = write_manifest(tmp_path / "m.csv", [{"song_id": "x", "language": "english", "title": "no source"}])
-    r = subprocess.run([sys.executable, "build_dataset.py", "--source", "manifest", "--manifest", str(m),
-                        "--data-dir", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = run_script("build_dataset.py", "--source", "manifest", "--manifest", m, "--data-dir", data)
     assert r.returncode == 1 and "'query', 'url', 'path'" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not data.exists()
@@ -360,9 +359,7 @@ def test_cli_manifest_summary(tmp_path, make_song):
     m = write_manifest(tmp_path / "src/m.csv", [{"language": "english", "path": "a.wav"},
                                                  {"language": "bangla", "path": "b.ogg"}])
     data = tmp_path / "data"
-    r = subprocess.run([sys.executable, "build_dataset.py", "--source", "manifest", "--manifest", str(m),
-                        "--data-dir", str(data), "--workers", "1"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = run_script("build_dataset.py", "--source", "manifest", "--manifest", m, "--data-dir", data, "--workers", "1")
     assert r.returncode == 0, r.stderr
     assert "songs:     bangla 1, english 1 (2 total)" in r.stdout
     assert "segments:  bangla 2, english 1 (3 total)" in r.stdout
@@ -699,6 +696,5 @@ def test_every_seed_flag_refuses_what_numpy_cannot_take(tmp_path):
                 assert "type=common.seed_value" in line, (script.name, line)
     for argv, flag in [(["train_cvae.py", "--seed", "-1"], "--seed"),  # its flags come from training.py
                        (["build_features.py", "--spread-seeds", "1,x"], "--spread-seeds")]:
-        r = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=120)
+        r = run_script(ROOT / argv[0], *argv[1:], cwd=tmp_path)
         assert r.returncode == 2 and f"argument {flag}: a seed is a whole number" in r.stderr, r.stderr[-500:]

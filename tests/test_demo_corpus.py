@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 import common  # noqa: E402
 import demo_corpus  # noqa: E402
+from conftest import run_script  # noqa: E402
 
 TINY = dict(n_songs=4, seed=3, workers=2, min_seconds=30.0, max_seconds=36.0)
 SETTINGS = {k: v for k, v in TINY.items() if k not in ("n_songs", "seed", "workers")}
@@ -129,16 +130,13 @@ def test_fair_artists_and_overrides():
 
 
 def test_command_line(tmp_path):
-    import subprocess
     out = tmp_path / "cli"
-    r = subprocess.run([sys.executable, "demo_corpus.py", "--out", str(out), "--songs", "1", "--seed", "9",
-                        "--set", "min_seconds=20", "--set", "max_seconds=21"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = run_script("demo_corpus.py", "--out", out, "--songs", "1", "--seed", "9",
+                   "--set", "min_seconds=20", "--set", "max_seconds=21")
     assert r.returncode == 0, r.stderr
     assert "1 songs" in r.stdout
     assert len(list(out.glob("*.wav"))) == 1 and (out / "manifest.csv").exists()
-    bad = subprocess.run([sys.executable, "demo_corpus.py", "--out", str(out), "--set", "bogus=1"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    bad = run_script("demo_corpus.py", "--out", out, "--set", "bogus=1")
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown demo setting")
 
 
@@ -336,11 +334,9 @@ def test_voices_folder_errors_are_one_line(tmp_path):
 
 
 def test_voices_command_line(voices, tmp_path):
-    import subprocess
     out = tmp_path / "cli"
-    r = subprocess.run([sys.executable, "demo_corpus.py", "--out", str(out), "--songs", "2", "--seed", "9",
-                        "--voices", str(voices), "--no-vocals", "--set", "min_seconds=20", "--set", "max_seconds=21"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = run_script("demo_corpus.py", "--out", out, "--songs", "2", "--seed", "9",
+                   "--voices", voices, "--no-vocals", "--set", "min_seconds=20", "--set", "max_seconds=21")
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out / "manifest.csv")
     assert sorted(df.language) == ["bangla", "english"] and np.isneginf(df.vocal_level_db).all()

@@ -1,0 +1,40 @@
+"""The process the tests' scripts are forked from (conftest.run_script_ok): it imports the slow third-party
+libraries once, then runs each pipeline script it is sent in a child of its own, as `python SCRIPT ARGS` would.
+
+    python tests/script_server.py torch sklearn.cluster ...   # the modules to import first
+
+One request per line on stdin, as JSON: [script, args, env, cwd, stdout_file, stderr_file]. For each it
+answers two lines on stdout: the child's pid, then its exit status as `python SCRIPT` gives it.
+
+Why: torch, scikit-learn, pandas and matplotlib take about 5 s to import, on every script a test runs
+(the end-to-end chain runs eleven). A child is a fresh process as far as the pipeline's own modules go:
+none is imported here, so each script imports them anew, and nothing passes from one script to the next
+but files. Only third-party modules whose import reads no variable the tests set may be preloaded (not
+numba: it reads NUMBA_CACHE_DIR, which numba_cache sets, when it is imported).
+"""
+import json
+import os
+import runpy
+import sys
+
+for name in sys.argv[1:]:
+    __import__(name)
+
+for line in sys.stdin:
+    script, args, env, cwd, out, err = json.loads(line)
+    pid = os.fork()
+    if pid == 0:  # the child: becomes `python script args` run in cwd with exactly env
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                                (2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+            os.dup2(os.open(path, flags), fd)
+        sys.stdin = open(os.devnull)
+        sys.argv = [script, *args]
+        sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` sets it
+        runpy.run_path(os.path.abspath(script), run_name="__main__")
+        sys.exit()  # an exception or SystemExit ends the child as it ends `python script`: atexit runs, same status
+    print(pid, flush=True)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
