@@ -88,6 +88,21 @@ def _script_server():
     return proc
 
 
+def _answer(server):
+    line = server.stdout.readline()
+    if not line:
+        raise RuntimeError(f"tests/script_server.py exited ({server.wait()}); its error is above")
+    return line
+
+
+def pytest_sessionfinish(session):
+    proc = _SCRIPT_SERVER.pop("proc", None)
+    if proc is not None:  # end of its stdin: it exits
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        proc.stdout.close()
+
+
 def run_script(script, *args, env=None, cwd=ROOT):
     """Run one of the pipeline's scripts as a user would: `python SCRIPT ARGS` in its own process, in cwd,
     with this process's environment plus env; a subprocess.CompletedProcess (returncode, stdout, stderr:
@@ -99,11 +114,11 @@ def run_script(script, *args, env=None, cwd=ROOT):
         request = [str(script), [str(a) for a in args], {**os.environ, **(env or {})}, str(cwd), str(out), str(err)]
         server.stdin.write(json.dumps(request) + "\n")
         server.stdin.flush()
-        pid = int(server.stdout.readline())
+        pid = int(_answer(server))
         timer = threading.Timer(SCRIPT_TIMEOUT_S, os.kill, (pid, signal.SIGKILL))
         timer.start()
         try:
-            code = int(server.stdout.readline())
+            code = int(_answer(server))
         finally:
             timer.cancel()
         return subprocess.CompletedProcess([script, *args], code, out.read_text(), err.read_text())

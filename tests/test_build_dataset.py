@@ -449,6 +449,7 @@ def test_sigkilled_parent_leaves_no_worker(tmp_path, kind):
         assert not [p for p in pids if _alive(p)], "workers outlived their parent"
     finally:
         child.kill()
+        child.stdout.close()
         for p in pids:  # whatever the outcome, leave nothing behind
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
