@@ -660,7 +660,7 @@ def _songs_section(results_dir):
         lines += [f"### Cluster `{cluster}`", "",
                   f"{len(g)} songs ({len(g) / len(songs):.0%} of all), mean confidence "
                   f"{g['confidence'].mean():.3f}{comp}.", "",
-                  f"Nearest the centre (highest confidence):", ""] + _song_rows(centre) + [""]
+                  "Nearest the centre (highest confidence):", ""] + _song_rows(centre) + [""]
         if len(boundary):
             lines += ["Nearest the boundary (lowest confidence):", ""] + _song_rows(boundary) + [""]
         else:
