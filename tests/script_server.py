@@ -1,4 +1,4 @@
-"""The process the tests' scripts are forked from (conftest.run_script_ok): it imports the slow third-party
+"""The process the tests' scripts are forked from (conftest.run_script): it imports the slow third-party
 libraries once, then runs each pipeline script it is sent in a child of its own, as `python SCRIPT ARGS` would.
 
     python tests/script_server.py torch sklearn.cluster ...   # the modules to import first
@@ -29,7 +29,9 @@ for line in sys.stdin:
         os.chdir(cwd)
         for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
                                 (2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
-            os.dup2(os.open(path, flags), fd)
+            opened = os.open(path, flags)
+            os.dup2(opened, fd)
+            os.close(opened)
         sys.stdin = open(os.devnull)
         sys.argv = [script, *args]
         sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` sets it
