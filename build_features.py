@@ -741,13 +741,12 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
     if not names:
         return {}
     cols = {"mean": [], "std": [], "logp": []}
-    rows, codes, ran, ran_per_song = [], None, 0, []
+    rows, codes, ran_per_song = [], None, []
     for s in songs:
         with np.load(song_cache_path(whisper_dir, s)) as z:
             for k in cols:
                 cols[k].append(z[k])
             codes = [str(x) for x in z["languages"]] if codes is None else codes
-            ran += int(z["ran"].sum())
             ran_per_song.append(int(z["ran"].sum()))
         rows.append(rows_of[s])
     order = np.concatenate(rows)
@@ -757,6 +756,7 @@ def write_whisper_sets(names, whisper_dir, songs, rows_of, n, configs, feat_dir,
         full[k][order] = np.concatenate(parts)
     data = {"whisper_mean": full["mean"], "whisper_meanstd": np.concatenate([full["mean"], full["std"]], axis=1),
             "whisper_lang": full["logp"]}
+    ran = sum(ran_per_song)
     print(f"Whisper ran on {ran} of {n} windows ({ran / max(n, 1):.0%}); the others took their song's pooled answer")
     choice = configs[names[0]]["whisper"]["window_choice"]
     if "first_windows" in choice:  # songs longer than the first pass that stopped after it

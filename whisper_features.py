@@ -295,15 +295,19 @@ def choose_windows(scores, n):
 def pool_song(out):
     """A song's pooled answer from its encoded windows: mean of the means, mean of the stds, and
     the mean of the log posteriors floored at POOL_FLOOR (what analyze_language's song rows do)."""
-    logp = np.maximum(out["logp"], np.log(POOL_FLOOR))
-    return {"mean": out["mean"].mean(axis=0), "std": out["std"].mean(axis=0), "logp": logp.mean(axis=0)}
+    return {"mean": out["mean"].mean(axis=0), "std": out["std"].mean(axis=0), "logp": pooled_logp(out["logp"])}
+
+
+def pooled_logp(logp):
+    """(languages,): the mean of a song's windows' log posteriors (windows, languages), floored at POOL_FLOOR."""
+    return np.maximum(logp, np.log(POOL_FLOOR)).mean(axis=0)
 
 
 def pooled_top(logp):
     """The top of a song's pooled posterior over ALL of Whisper's languages (the softmax of the mean of
     its windows' log posteriors floored at POOL_FLOOR, as pool_song pools them): label-free, and
     blind to which languages the library holds."""
-    z = np.maximum(np.asarray(logp, dtype=np.float64), np.log(POOL_FLOOR)).mean(axis=0)
+    z = pooled_logp(np.asarray(logp, dtype=np.float64))
     p = np.exp(z - z.max())
     return float(p.max() / p.sum())
 

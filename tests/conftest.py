@@ -124,6 +124,16 @@ def run_script(script, *args, env=None, cwd=ROOT):
         return subprocess.CompletedProcess([script, *args], code, out.read_text(), err.read_text())
 
 
+def run_main_in_process(main, argv, capsys):
+    """A script's command line in this process, as its `__main__` runs it (common.run_main):
+    (exit status, stderr). For error exits only; run_script runs a script as its own process."""
+    import common
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        common.run_main(lambda: main(argv))
+    return e.value.code, capsys.readouterr().err
+
+
 def run_script_ok(script, *args, env=None):
     """run_script in the repo root, asserting it succeeded; its stdout."""
     proc = run_script(script, *args, env=env)

@@ -14,7 +14,7 @@ import soundfile as sf
 
 import build_dataset as bd
 import common
-from conftest import ROOT, run_script, synth_song
+from conftest import ROOT, run_main_in_process, run_script, synth_song
 
 # the report's song list: in ../shared beside the checkout (as CI lays it out), else this machine's copy
 SEED_SONGS = next((p for p in (ROOT.parent / "shared" / "data" / "seed_songs.csv",
@@ -455,13 +455,6 @@ def test_sigkilled_parent_leaves_no_worker(tmp_path, kind):
                 os.kill(p, signal.SIGKILL)
 
 
-def _cli(argv, capsys):
-    """Run build_dataset's command line in-process as the script does; (exit status, stderr lines)."""
-    with pytest.raises(SystemExit) as e:
-        common.run_main(lambda: bd.main(argv))
-    return e.value.code, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-
-
 def test_bad_flags_are_one_line_errors(tmp_path, make_song, capsys):
     make_song("src/a.wav", 31, seed=1)
     m = write_manifest(tmp_path / "src/m.csv", [{"language": "english", "path": "a.wav"}])
@@ -472,7 +465,8 @@ def test_bad_flags_are_one_line_errors(tmp_path, make_song, capsys):
                        (["--data-dir", str(a_file / "sub")], "is a file"),
                        (["--data-dir", str(tmp_path / "d"), "--workers", "-1"], "--workers"),
                        (["--data-dir", str(tmp_path / "d"), "--workers", "0"], "--workers")]:
-        code, err = _cli(base + argv, capsys)
+        code, err = run_main_in_process(bd.main, base + argv, capsys)
+        err = [ln for ln in err.splitlines() if ln.strip()]
         assert code == 1 and len(err) == 1 and text in err[0] and err[0].startswith("error:"), (argv, err)
     assert not (tmp_path / "d").exists()
 

@@ -16,6 +16,7 @@ import train_cvae  # noqa: E402
 import train_vae  # noqa: E402
 import tables  # noqa: E402
 import training  # noqa: E402
+from conftest import run_main_in_process  # noqa: E402
 from models import load_checkpoint  # noqa: E402
 
 
@@ -154,22 +155,13 @@ def test_nan_keeps_last_good_checkpoint(data6, tmp_path, monkeypatch):
     assert (failures["stage"] == "train").any() and failures["error"].str.contains("epoch 2").any()
 
 
-def cli(script, argv, capsys):
-    """A training script's command line in-process, as its `__main__` runs it (common.run_main):
-    (exit status, stderr). The scripts themselves run as processes in test_end_to_end.py."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        common.run_main(lambda: script.main(argv))
-    return e.value.code, capsys.readouterr().err
-
-
 def test_bad_features_exit_1(tmp_path, capsys):
     # no features at all: the message names the command that makes them
-    code, err = cli(train_vae, args(tmp_path / "nothing", tmp_path / "results"), capsys)
+    code, err = run_main_in_process(train_vae.main, args(tmp_path / "nothing", tmp_path / "results"), capsys)
     assert code == 1 and "build_dataset.py" in err and "Traceback" not in err
     # NaN in the features: stops in epoch 1 with a failure row, nothing written
     data = make_features(tmp_path / "nan", 4, nan=True)
-    code, err = cli(train_cvae, args(data, tmp_path / "results", "--model", "autoencoder"), capsys)
+    code, err = run_main_in_process(train_cvae.main, args(data, tmp_path / "results", "--model", "autoencoder"), capsys)
     assert code == 1 and "epoch 1" in err and "Traceback" not in err
     assert "train" in set(pd.read_csv(common.failures_path(data))["stage"])
     assert not common.model_path(tmp_path / "results", "autoencoder").exists()
@@ -331,7 +323,7 @@ def test_unwritable_results_dir_fails_before_training(data6, tmp_path, monkeypat
     monkeypatch.setattr(training, "shuffled_epoch", lambda *a, **k: pytest.fail("trained first"))
     with pytest.raises(common.PipelineError, match="models"):
         train_one("vae", data6, res, epochs=1)
-    code, err = cli(train_cvae, args(data6, res, "--model", "autoencoder"), capsys)
+    code, err = run_main_in_process(train_cvae.main, args(data6, res, "--model", "autoencoder"), capsys)
     assert code == 1 and "models" in err and "Traceback" not in err
 
 
