@@ -23,7 +23,7 @@ import signal
 import socket
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -224,24 +224,25 @@ def _run_dask(jobs, work, desc, load, load_args, scheduler, numba):
             futures[client.submit(_song_task, work, job, load, load_args, numba, pure=False)] = job
         for fut in dask_completed(futures, loop=client.loop):
             sid, src = futures[fut][0], futures[fut][1]
-            if fut.status == "finished":
+            try:
+                # result(), not the status: a song that finished on a worker that then died before we read
+                # it is "lost", and the scheduler runs it again (its file is cached) while result() waits
                 sid, err, problem = fut.result()
+            except KilledWorker as e:
+                lost.append(sid)
+                where = getattr(getattr(e, "last_worker", None), "address", "")
+                failed[sid] = (src, f"the Dask worker {where} that held it died (killed for memory, or a "
+                                    f"crash); a re-run finishes it")
+            except CancelledError:  # the scheduler went away
+                lost.append(sid)
+                failed[sid] = (src, f"the Dask scheduler at {scheduler} went away before it was done; re-run")
+            except Exception as e:  # work raised instead of returning its error
+                failed[sid] = (src, f"{type(e).__name__}: {e}")
+            else:
                 if problem is not None:  # a model that does not load there: every song would fail the same way
                     raise PipelineError(f"'{desc}' cannot start on a Dask worker of {scheduler}: {problem}")
                 if err:
                     failed[sid] = (src, err)
-            elif fut.status == "error":
-                e = fut.exception()
-                if isinstance(e, KilledWorker):
-                    lost.append(sid)
-                    where = getattr(getattr(e, "last_worker", None), "address", "")
-                    failed[sid] = (src, f"the Dask worker {where} that held it died (killed for memory, or a "
-                                        f"crash); a re-run finishes it")
-                else:  # work raised instead of returning its error
-                    failed[sid] = (src, f"{type(e).__name__}: {e}")
-            else:  # cancelled: the scheduler went away
-                lost.append(sid)
-                failed[sid] = (src, f"the Dask scheduler at {scheduler} went away before it was done; re-run")
             bar.update()
     finally:
         if bar is not None:

@@ -131,7 +131,7 @@ def test_a_dead_worker_loses_only_its_songs_and_a_rerun_finishes_them(scheduler,
     assert doomed in failed and "Dask worker tcp://127.0.0.1:" in failed[doomed][1]
     assert failed[doomed][0] == jobs[2][1]  # the source, for data/failures.csv
     lost = {s for s in failed if s != BAD}
-    assert all("that held it died" in failed[s][1] for s in lost)
+    assert all("that held it died" in failed[s][1] for s in lost), {s: failed[s][1] for s in lost}
     done = files(tmp_path)
     # the others finished; a lost song may have been written just before its worker died unreported
     # (the re-run then finds it cached), the doomed one never is
@@ -143,6 +143,44 @@ def test_a_dead_worker_loses_only_its_songs_and_a_rerun_finishes_them(scheduler,
     again = song_tasks.run_song_jobs(jobs, tiny_work, workers=1, desc="dask", load=tiny_load,
                                      load_args=(jobs[0][3],), scheduler=scheduler, numba=False)
     assert again == want_failed
+    assert same_files(files(tmp_path), want)
+
+
+def test_a_song_whose_result_died_with_its_worker_is_not_a_failure(scheduler, audio, local_run, tmp_path,
+                                                                   monkeypatch):
+    """A song that finished on a worker which died before we read it is 'lost' to Dask, which runs it
+    again (its file is cached): it must come back as done, not as a failure."""
+    import threading
+    import distributed
+    want, want_failed = local_run
+    lost_data = threading.Event()
+    handle_lost_data = distributed.Client._handle_lost_data
+
+    def note_lost_data(self, *args, **kwargs):  # the scheduler told the client a result left with its worker
+        handle_lost_data(self, *args, **kwargs)
+        lost_data.set()
+
+    monkeypatch.setattr(distributed.Client, "_handle_lost_data", note_lost_data)
+    as_completed = distributed.as_completed
+
+    def kill_first_holder(futures, **kwargs):
+        next(iter(futures)).client.gather(list(futures), errors="skip")  # all done: the kill loses results only
+        for i, fut in enumerate(as_completed(futures, **kwargs)):
+            if i == 0 and fut.status == "finished":
+                holder = next(iter(fut.client.who_has(fut).values()))[0]
+                try:
+                    fut.client.run(os._exit, 3, workers=[holder])
+                except Exception:  # the worker's connection closes as it dies
+                    pass
+                assert lost_data.wait(60) and fut.status in ("lost", "finished")
+            yield fut
+
+    monkeypatch.setattr(distributed, "as_completed", kill_first_holder)
+    jobs = jobs_in(audio, tmp_path)
+    failed = song_tasks.run_song_jobs(jobs, tiny_work, workers=1, desc="dask", load=tiny_load,
+                                      load_args=(jobs[0][3],), scheduler=scheduler, numba=False)
+    assert lost_data.is_set()
+    assert failed == want_failed
     assert same_files(files(tmp_path), want)
 
 
