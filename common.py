@@ -264,22 +264,23 @@ def check_workers(workers, flag="--workers"):
 
 
 # ----------------------------------------------------------------------------
-# pool workers stop when their parent does, even when it was SIGKILLed (the OOM killer)
-PARENT_POLL_SECONDS = 1.0  # how often a worker's watchdog checks that its parent is alive
+# pool workers stop when the process that owns the pool does, even when it was SIGKILLed (the OOM killer)
+PARENT_POLL_SECONDS = 1.0  # how often a worker's watchdog checks its owner where Linux's pidfd is missing
 
 
-def die_with_parent(parent_pid=None, poll=PARENT_POLL_SECONDS, use_prctl=True):
-    """Make this process exit when its parent dies: call it first in a pool's initializer.
+def die_with_parent(owner_pid=None, poll=PARENT_POLL_SECONDS, use_prctl=True):
+    """Make this process exit when the pool's owner dies: call it first in a pool's initializer.
 
-    On Linux, prctl(PR_SET_PDEATHSIG, SIGKILL) has the kernel kill it the moment the parent
-    goes; everywhere, a daemon thread also polls os.getppid() every `poll` seconds (the fallback
-    where prctl is missing, and the check prctl cannot make: a parent that died before this
-    call). parent_pid: the pid the caller knows to be the parent (os.getpid() before the pool
-    starts); None takes the current parent (a forkserver's child: the forkserver, which itself
-    exits when the main process does).
+    owner_pid: the owner (os.getpid() there, before the pool starts); None: this process's parent.
+    A forkserver's worker must be given it. Its parent is the forkserver, and the forkserver does not
+    exit while any worker holds the pipe whose closing would end it, so a SIGKILLed owner would leave
+    both behind. On Linux, prctl(PR_SET_PDEATHSIG, SIGKILL) has the kernel kill this process the moment
+    its parent goes. A daemon thread also waits on the owner: on a pidfd where the kernel has them
+    (woken when the owner exits), else by polling every `poll` seconds. The thread also makes the check
+    prctl cannot make: an owner that died before this call.
     """
     import threading
-    parent = os.getppid() if parent_pid is None else int(parent_pid)
+    owner = os.getppid() if owner_pid is None else int(owner_pid)
     if use_prctl and sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -288,17 +289,42 @@ def die_with_parent(parent_pid=None, poll=PARENT_POLL_SECONDS, use_prctl=True):
             libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass  # the watchdog below still works
-    if os.getppid() != parent:  # the parent died before prctl was set
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(owner)  # readable once the owner has exited (a zombie included)
+    except ProcessLookupError:
+        os._exit(1)  # the owner died before this call
+    except (AttributeError, OSError):
+        pass  # no pidfd here (not Linux 5.3+): poll
+    if not _process_alive(owner):
         os._exit(1)
 
     def watch():
+        import select
         import time
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+            os._exit(1)
         while True:
             time.sleep(poll)
-            if os.getppid() != parent:
+            if not _process_alive(owner):
                 os._exit(1)
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _process_alive(pid):
+    """The process exists and has not exited (a zombie, dead but not yet reaped, has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): os.kill said it exists
 
 
 # ----------------------------------------------------------------------------

@@ -1120,7 +1120,8 @@ def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, voi
         # earlier run must be mended before any process loads it (common.warm_numba)
         common.warm_numba()
         start, cpu = time.time(), 0.0
-        with ctx.Pool(workers, initializer=common.die_with_parent, maxtasksperchild=1) as pool:
+        with ctx.Pool(workers, initializer=common.die_with_parent, initargs=(os.getpid(),),
+                      maxtasksperchild=1) as pool:
             for seconds in tqdm(pool.imap_unordered(render, jobs), total=len(jobs), desc=desc, unit="song"):
                 cpu += seconds
         print(f"rendered {len(jobs)} songs in {time.time() - start:.1f} s with {workers} workers "

@@ -62,8 +62,8 @@ def run_song_jobs(jobs, work, *, workers, desc, load=None, load_args=(), schedul
 
 # ----------------------------------------------------------------------------
 # local: processes of this machine
-def _init_worker(load=None, *load_args):
-    common.die_with_parent()  # a SIGKILLed build_features.py leaves no workers behind
+def _init_worker(owner_pid, load=None, *load_args):
+    common.die_with_parent(owner_pid)  # a SIGKILLed build_features.py leaves no workers behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
     _limit_threads()
     if load is not None:
@@ -93,7 +93,7 @@ def _run_local(jobs, work, workers, desc, load, load_args):
         ctx = multiprocessing.get_context("forkserver")
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(load, *load_args)) as ex:
+                                     initargs=(os.getpid(), load, *load_args)) as ex:
                 futures = {ex.submit(work, job): job for job in jobs}
                 for fut in as_completed(futures):
                     sid, err = fut.result()

@@ -390,31 +390,57 @@ def test_tiny_demo_corpus(tmp_path):
 # ----------------------------------------------------------------------------
 # issue 10, section 4: processes and errors
 _POOL_CHILD = r"""
-import functools, json, multiprocessing, os, sys, time
-sys.path.insert(0, sys.argv[1])
+import json, multiprocessing, os, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1] if __name__ == "__main__" else os.environ["POOL_CHILD_ROOT"])
 import common
-if sys.argv[2] == "build_dataset":  # the pool build() runs its songs in
-    import build_dataset
-    pool = build_dataset.make_pool(2)
-else:  # a forkserver pool (build_features', the demo's), with only the watchdog, no prctl
+
+
+def ready(ready_dir):  # a forkserver worker's initializer is done (its thread count says nothing: BLAS threads)
+    (Path(ready_dir) / str(os.getpid())).touch()
+
+
+def watchdog_only(owner, ready_dir):
+    common.die_with_parent(owner, poll=0.1, use_prctl=False)
+    ready(ready_dir)
+
+
+if __name__ == "__main__":  # a forkserver's worker imports this file as __mp_main__: it must not start a pool
     import concurrent.futures as cf
-    pool = cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"),
-                                  initializer=functools.partial(common.die_with_parent, poll=0.1, use_prctl=False))
-for _ in range(2):
-    pool.submit(time.sleep, 60)
-deadline = time.time() + 30
-while time.time() < deadline:  # until both workers ran their initializer (its watchdog thread is up)
-    pids = list(pool._processes)
-    try:
-        if len(pids) == 2 and all(len(os.listdir(f"/proc/{p}/task")) >= 2 for p in pids):
-            break
-    except FileNotFoundError:
-        pass
-    time.sleep(0.05)
-from multiprocessing import forkserver, resource_tracker
-extra = [forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid]
-print(json.dumps(pids + [p for p in extra if p]), flush=True)
-time.sleep(120)
+    kind, ready_dir = sys.argv[2], sys.argv[3]
+    os.environ["POOL_CHILD_ROOT"] = sys.argv[1]
+    forkserver = multiprocessing.get_context("forkserver")
+    if kind == "build_dataset":  # the pool build() runs its songs in (forked: one thread until its initializer)
+        import build_dataset
+        pool = build_dataset.make_pool(2)
+    elif kind == "song_tasks":  # build_features' pool: forkserver workers, the model loaded in the initializer
+        import song_tasks
+        pool = cf.ProcessPoolExecutor(2, mp_context=forkserver, initializer=song_tasks._init_worker,
+                                      initargs=(os.getpid(), ready, ready_dir))
+    else:  # a forkserver pool with only the watchdog, no prctl
+        pool = cf.ProcessPoolExecutor(2, mp_context=forkserver, initializer=watchdog_only,
+                                      initargs=(os.getpid(), ready_dir))
+    for _ in range(2):
+        pool.submit(time.sleep, 60)
+
+    def up(pid):  # its initializer has run (its watchdog thread is up)
+        if kind == "build_dataset":
+            return len(os.listdir(f"/proc/{pid}/task")) >= 2
+        return (Path(ready_dir) / str(pid)).exists()
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        pids = list(pool._processes)
+        try:
+            if len(pids) == 2 and all(up(p) for p in pids):
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    from multiprocessing import forkserver, resource_tracker
+    extra = [forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid]
+    print(json.dumps(pids + [p for p in extra if p]), flush=True)
+    time.sleep(120)
 """
 
 
@@ -428,7 +454,7 @@ def _alive(pid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("kind", ["build_dataset", "forkserver_watchdog"])
+@pytest.mark.parametrize("kind", ["build_dataset", "song_tasks", "forkserver_watchdog"])
 def test_sigkilled_parent_leaves_no_worker(tmp_path, kind):
     import json
     import os
@@ -436,11 +462,16 @@ def test_sigkilled_parent_leaves_no_worker(tmp_path, kind):
     import time
     script = tmp_path / "child.py"
     script.write_text(_POOL_CHILD)
-    child = subprocess.Popen([sys.executable, str(script), str(ROOT), kind], stdout=subprocess.PIPE, text=True)
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    child = subprocess.Popen([sys.executable, str(script), str(ROOT), kind, str(ready)], stdout=subprocess.PIPE,
+                             text=True)
     pids = []
     try:
         pids = json.loads(child.stdout.readline())
         assert len(pids) >= 2 and all(_alive(p) for p in pids)
+        if kind != "build_dataset":
+            assert len(list(ready.iterdir())) == 2  # both workers are up, with their watchdogs
         child.send_signal(signal.SIGKILL)  # as the out-of-memory killer would
         child.wait(timeout=10)
         deadline = time.monotonic() + 10
