@@ -100,7 +100,6 @@ VOICE_BANDLIMIT_HZ = 8000  # every recording goes through 2 x this rate and back
 VOICE_RMS_DBFS = -20.0  # each utterance is scaled to this RMS before the song's vocal level is applied
 VOICE_GAP_SECONDS = (0.3, 1.2)  # silence between a speaker's utterances, uniform per gap
 VOCALS = True  # False (--no-vocals): the same songs, accompaniment only (vocal level -inf), a chance-level control
-CALLER_MODULES = ("librosa", "yt_dlp", "sklearn", "torch", "matplotlib", "wordfreq")  # preloaded if loaded here
 
 # manifest.csv: the five columns build_dataset.py reads, then what each song was made of (the
 # confounds a clustering may follow instead of language): voice = espeak variant (same list for
@@ -1069,6 +1068,21 @@ def manifest_frame(songs):
     return df[MANIFEST_COLUMNS]
 
 
+def main_script_imports():
+    """The modules the main script's top level imported: a forkserver's child re-runs that script (as
+    __mp_main__), so preloading them once in the forkserver saves each child importing them. Only
+    these: a module the caller loaded later (torch, in a notebook) would load in the forkserver for
+    nothing."""
+    import types
+    main = sys.modules.get("__main__")
+    names = set()
+    for value in vars(main).values() if main is not None else ():
+        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name != "__main__" and name in sys.modules:
+            names.add(name)
+    return sorted(names)
+
+
 def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, voices=None, **overrides):
     """Write <out_dir>/<song_id>.wav for every song not yet there and <out_dir>/manifest.csv.
 
@@ -1107,15 +1121,14 @@ def generate_demo(out_dir, n_songs=DEMO_SONGS, seed=DEMO_SEED, workers=None, voi
         # espeak-ng keeps state between utterances (echo, phases), so each song renders in
         # a process of its own, forked from a clean server: the audio does not depend on which
         # songs a worker made before, nor on the caller having used espeak itself
-        # (by module name, not __main__: a forkserver preloads only named modules, and a child
-        # that had to import numpy, scipy and pandas itself would spend a second doing it; a
-        # child also re-runs the caller's script, so the heavy modules it imported are preloaded)
+        # (by module name, not __main__: Python 3.11's forkserver preloads only named modules, and a
+        # child that had to import numpy, scipy and pandas itself would spend a second doing it)
         modname = "demo_corpus" if __name__ == "__main__" else __name__
         render = importlib.import_module(modname)._render_to_disk
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            ctx.set_forkserver_preload([modname] + [m for m in CALLER_MODULES if m in sys.modules])
+            ctx.set_forkserver_preload([modname] + main_script_imports())
         # the workers make no numba calls, but a cache left half-written or mismatched by an
         # earlier run must be mended before any process loads it (common.warm_numba)
         common.warm_numba()
