@@ -478,6 +478,10 @@ def tfidf(counts):
 
 
 # ----------------------------------------------------------------------------
+# what a frames worker imports as it works: once in the forkserver the workers fork from, not in each
+FRAME_WORKER_MODULES = ("librosa", "librosa.decompose", "librosa.feature", "librosa.filters", "scipy.fft", "soundfile")
+
+
 def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM + cepstra)",
               load=None, load_args=(), scheduler=None):
     """work(job) for every song into its cache: this machine's processes, or the Dask cluster at
@@ -485,7 +489,8 @@ def cache_all(jobs, workers, data_dir, work=cache_song, desc="frames (REPET-SIM 
     load(*load_args) runs once in each process that works (to load a model). Whisper's work reads
     no librosa, so numba's cache is warmed only for the frames."""
     failed = song_tasks.run_song_jobs(jobs, work, workers=workers, desc=desc, load=load, load_args=load_args,
-                                      scheduler=scheduler, numba=work is not whisper_song)
+                                      scheduler=scheduler, numba=work is not whisper_song,
+                                      preload=FRAME_WORKER_MODULES if work is cache_song else ())
     for sid, (src, err) in failed.items():
         common.log_failure(data_dir, STAGE, sid, src, err)
     return failed

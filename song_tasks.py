@@ -41,7 +41,7 @@ DASK_ALLOWED_FAILURES = 0
 DASK_LOST_SHOWN = 10  # song ids named in the closing message about songs lost with dead workers
 
 
-def run_song_jobs(jobs, work, *, workers, desc, load=None, load_args=(), scheduler=None, numba=True):
+def run_song_jobs(jobs, work, *, workers, desc, load=None, load_args=(), scheduler=None, numba=True, preload=()):
     """work(job) for every job; {song_id: (source, error)} of the songs that failed (the caller logs them).
 
     workers: local processes (1: this one); ignored with a scheduler, whose cluster decides.
@@ -49,12 +49,14 @@ def run_song_jobs(jobs, work, *, workers, desc, load=None, load_args=(), schedul
     scheduler: None (local processes) or a Dask scheduler address / scheduler file.
     numba: the work calls librosa's numba functions, so common.warm_numba() runs here first (and once
     in every Dask worker process) so that no two processes compile the same gufunc at once.
+    preload: modules the work imports as it runs (librosa). Local workers fork from one forkserver,
+    which imports these, and the modules of work and load, once, so that no worker imports them again.
     """
     jobs = list(jobs)
     if numba:
         common.warm_numba()  # librosa's numba cache filled and checked (a bad one mended) here, never by racing workers
     if scheduler is None:
-        return _run_local(jobs, work, workers, desc, load, load_args)
+        return _run_local(jobs, work, workers, desc, load, load_args, preload)
     if not jobs:
         return {}
     return _run_dask(jobs, work, desc, load, load_args, scheduler, numba)
@@ -78,7 +80,7 @@ def _limit_threads():
         pass
 
 
-def _run_local(jobs, work, workers, desc, load, load_args):
+def _run_local(jobs, work, workers, desc, load, load_args, preload=()):
     failed = {}
     bar = tqdm(total=len(jobs), desc=desc, unit="song")
     if workers == 1:
@@ -91,6 +93,9 @@ def _run_local(jobs, work, workers, desc, load, load_args):
             bar.update()
     else:
         ctx = multiprocessing.get_context("forkserver")
+        # by name (Python 3.11's forkserver never preloads __main__); a forkserver already running keeps its list
+        named = [f.__module__ for f in (work, load) if f is not None and f.__module__ != "__main__"]
+        ctx.set_forkserver_preload(list(dict.fromkeys(named + list(preload))))
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                      initargs=(os.getpid(), load, *load_args)) as ex:

@@ -69,8 +69,9 @@ def synth_song(seconds, sr=22050, channels=1, seed=0, silent=()):
 
 
 # imported once by tests/script_server.py, which forks the scripts a test runs, instead of by each script
-# (~5 s of imports a script: the chain of test_end_to_end runs eleven)
-PRELOADED_MODULES = ("torch", "sklearn.cluster", "sklearn.decomposition", "sklearn.feature_extraction.text",
+# (~5 s of imports a script: the chain of test_end_to_end runs eleven). torch._dynamo: a trainer's first
+# optimizer imports it (2-3 s)
+PRELOADED_MODULES = ("torch", "torch._dynamo", "sklearn.cluster", "sklearn.decomposition", "sklearn.feature_extraction.text",
                      "sklearn.manifold", "sklearn.metrics", "sklearn.mixture", "sklearn.preprocessing",
                      "scipy.signal", "pandas", "matplotlib.pyplot", "seaborn", "tqdm")
 SCRIPT_TIMEOUT_S = 600  # a script still running then is killed and its test fails
