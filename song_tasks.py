@@ -94,7 +94,7 @@ def _run_local(jobs, work, workers, desc, load, load_args, preload=()):
     else:
         ctx = multiprocessing.get_context("forkserver")
         # by name (Python 3.11's forkserver never preloads __main__); a forkserver already running keeps its list
-        named = [f.__module__ for f in (work, load) if f is not None and f.__module__ != "__main__"]
+        named = [m for m in (getattr(f, "__module__", None) for f in (work, load)) if m not in (None, "__main__")]
         ctx.set_forkserver_preload(list(dict.fromkeys(named + list(preload))))
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
