@@ -28,3 +28,23 @@ def test_an_uncaught_exception_prints_its_traceback_and_exits_1(tmp_path):
     script.write_text("raise ValueError('boom')\n")
     r = run_script(script, cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" in r.stderr and r.stderr.strip().endswith("ValueError: boom")
+
+
+def test_a_message_exit_is_status_1_and_the_end_runs_threads_then_atexit(tmp_path):
+    """The child skips the interpreter's module teardown but not what comes before it: a non-daemon
+    thread is waited for (this one waits for the main thread to finish first), then atexit runs, then
+    what is buffered is written."""
+    script = tmp_path / "ending.py"
+    script.write_text(textwrap.dedent('''
+        import atexit, sys, threading
+        atexit.register(lambda: print("atexit", flush=False))
+        main = threading.main_thread()
+        threading.Thread(target=lambda: (main.join(), print("thread after main", flush=False))).start()
+        sys.stdout.write("buffered ")
+        sys.exit("stopped: a message")
+    '''))
+    r = run_script(script, cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr == "stopped: a message\n"
+    assert r.stdout == "buffered thread after main\natexit\n"
+    script.write_text("import sys; sys.exit(258)\n")  # as the interpreter: the status modulo 256
+    assert run_script(script, cwd=tmp_path).returncode == 2
