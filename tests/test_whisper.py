@@ -60,11 +60,18 @@ def test_only_bundled_models_and_complete_folders_load(tmp_path):
             wf.resolve_model(name)
 
 
-def test_pooled_states_and_posteriors(encoder):
+@pytest.fixture(scope="module")
+def two_windows(encoder):
+    """Two sounds of 6 and 4 s at Whisper's rate, and what the encoder gives them one at a time (the
+    CPU's default batch); each window costs ~2 s of CPU, so the tests below share these."""
     a = wf.to_whisper_rate(synth_song(6.0, seed=1)[:, 0], common.SAMPLE_RATE)
     b = wf.to_whisper_rate(synth_song(4.0, seed=2)[:, 0], common.SAMPLE_RATE)
+    return [a, b], encoder.encode_segments([a, b], batch=1)
+
+
+def test_pooled_states_and_posteriors(encoder, two_windows):
+    (a, b), out = two_windows
     assert len(a) == 6 * wf.WHISPER_SAMPLE_RATE
-    out = encoder.encode_segments([a, b])
     d = 512  # Whisper base's width
     assert out["mean"].shape == (2, d) and out["std"].shape == (2, d)
     assert out["logp"].shape == (2, len(encoder.languages)) and len(encoder.languages) == 99
@@ -170,9 +177,8 @@ def test_a_model_that_does_not_load_is_one_line(tmp_path):
 # issue 17: batched inference and the choice of windows
 
 
-def test_batched_and_one_at_a_time_give_the_same_answers(encoder):
-    ys = [wf.to_whisper_rate(synth_song(s, seed=i)[:, 0], common.SAMPLE_RATE) for i, s in enumerate((3.0, 5.0))]
-    one = encoder.encode_segments(ys, batch=1)
+def test_batched_and_one_at_a_time_give_the_same_answers(encoder, two_windows):
+    ys, one = two_windows
     two = encoder.encode_segments(ys, batch=2)
     for k in ("mean", "std", "logp"):
         assert two[k].shape == one[k].shape
