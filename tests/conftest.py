@@ -76,32 +76,85 @@ PRELOADED_MODULES = ("torch", "torch._dynamo", "sklearn.cluster", "sklearn.decom
                      "scipy.signal", "pandas", "matplotlib.pyplot", "seaborn", "tqdm")
 SCRIPT_TIMEOUT_S = 600  # a script still running then is killed and its test fails
 _ENV_AT_START = dict(os.environ)  # the server's own environment: before any test has changed it
-_SCRIPT_SERVER = {}  # this test process's server: {"proc": Popen}
+_SCRIPT_SERVER = {}  # this test process's connection to the run's server: {"conn": socket, "answers": file}
+
+
+def _run_owner():
+    """The pytest run's process: pytest-xdist's controller for a worker (the workers' parent), else this one."""
+    return os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+
+
+def _script_server_paths():
+    base = Path(tempfile.gettempdir()) / f"langclust-script-server-{_run_owner()}"
+    return base.with_suffix(".sock"), base.with_suffix(".lock")
+
+
+def _start_script_server(path):
+    """Start tests/script_server.py on the socket `path`, for this run (its Popen: ready once it prints so)."""
+    path.unlink(missing_ok=True)  # a run that was killed left it
+    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "script_server.py"), str(path), str(_run_owner()),
+                             *PRELOADED_MODULES], cwd=ROOT, env=_ENV_AT_START, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _wait_until_ready(proc):
+    with proc.stdout:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"tests/script_server.py exited ({proc.wait()}); its error is above")
+
+
+def pytest_sessionstart(session):
+    """pytest-xdist's controller starts the run's script server at once, while its workers import and
+    collect, holding the lock file until the server listens; a worker's first script waits on that lock."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(session.config.option, "numprocesses", None):
+        return  # one process (or a worker): the first script starts it
+    import fcntl
+    sock, lock_path = _script_server_paths()
+    lock = open(lock_path, "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    proc = _start_script_server(sock)
+
+    def release_when_ready():
+        with lock:  # closing it releases the lock, ready or not (a worker then sees the error itself)
+            try:
+                _wait_until_ready(proc)
+            except RuntimeError:
+                pass
+    threading.Thread(target=release_when_ready, daemon=True).start()
 
 
 def _script_server():
-    proc = _SCRIPT_SERVER.get("proc")
-    if proc is None or proc.poll() is not None:  # ends by itself when this process does (its stdin closes)
-        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "script_server.py"), *PRELOADED_MODULES],
-                                cwd=ROOT, env=_ENV_AT_START, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True)
-        _SCRIPT_SERVER["proc"] = proc
-    return proc
+    """This process's connection to the run's one script server, started by pytest-xdist's controller
+    (pytest_sessionstart) or else by the first test that runs a script; the lock file keeps two test
+    processes from both starting one, and a worker from connecting before it listens."""
+    if "conn" not in _SCRIPT_SERVER:
+        import fcntl
+        import socket
+        sock, lock_path = _script_server_paths()
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(str(sock))
+            except OSError:  # none yet (or a dead run's socket)
+                _wait_until_ready(_start_script_server(sock))
+                conn.connect(str(sock))
+        _SCRIPT_SERVER.update(conn=conn, answers=conn.makefile("r"))
+    return _SCRIPT_SERVER["conn"], _SCRIPT_SERVER["answers"]
 
 
-def _answer(server):
-    line = server.stdout.readline()
+def _answer(answers):
+    line = answers.readline()
     if not line:
-        raise RuntimeError(f"tests/script_server.py exited ({server.wait()}); its error is above")
+        raise RuntimeError("tests/script_server.py exited; its error is above")
     return line
 
 
 def pytest_sessionfinish(session):
-    proc = _SCRIPT_SERVER.pop("proc", None)
-    if proc is not None:  # end of its stdin: it exits
-        proc.stdin.close()
-        proc.wait(timeout=60)
-        proc.stdout.close()
+    """The connection closes; the server itself exits when the run's process does."""
+    if "conn" in _SCRIPT_SERVER:
+        _SCRIPT_SERVER.pop("answers").close()
+        _SCRIPT_SERVER.pop("conn").close()
 
 
 def run_script(script, *args, env=None, cwd=ROOT):
@@ -109,17 +162,16 @@ def run_script(script, *args, env=None, cwd=ROOT):
     with this process's environment plus env; a subprocess.CompletedProcess (returncode, stdout, stderr:
     text). The process is forked from tests/script_server.py, with torch and the like already imported;
     the pipeline's modules are not."""
-    server = _script_server()
+    conn, answers = _script_server()
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
         request = [str(script), [str(a) for a in args], {**os.environ, **(env or {})}, str(cwd), str(out), str(err)]
-        server.stdin.write(json.dumps(request) + "\n")
-        server.stdin.flush()
-        pid = int(_answer(server))
+        conn.sendall((json.dumps(request) + "\n").encode())
+        pid = int(_answer(answers))
         timer = threading.Timer(SCRIPT_TIMEOUT_S, os.kill, (pid, signal.SIGKILL))
         timer.start()
         try:
-            code = int(_answer(server))
+            code = int(_answer(answers))
         finally:
             timer.cancel()
         return subprocess.CompletedProcess([script, *args], code, out.read_text(), err.read_text())

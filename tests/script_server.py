@@ -1,10 +1,14 @@
 """The process the tests' scripts are forked from (conftest.run_script): it imports the slow third-party
 libraries once, then runs each pipeline script it is sent in a child of its own, as `python SCRIPT ARGS` would.
 
-    python tests/script_server.py torch sklearn.cluster ...   # the modules to import first
+    python tests/script_server.py SOCKET OWNER_PID torch sklearn.cluster ...   # the modules to import first
 
-One request per line on stdin, as JSON: [script, args, env, cwd, stdout_file, stderr_file]. For each it
-answers two lines on stdout: the child's pid, then its exit status as `python SCRIPT` gives it.
+It listens on the Unix socket SOCKET, prints "ready" once, and serves every test process that connects
+(one server for all of pytest-xdist's workers: its imports took 8 s of CPU, once per worker before); it
+exits when the process OWNER_PID (the pytest run) is gone. One request per line, as JSON: [script, args,
+env, cwd, stdout_file, stderr_file]. For each it answers two lines: the child's pid at once, then, when
+the child ends, its exit status as `python SCRIPT` gives it. Requests on different connections run side
+by side; one loop, no threads, so forking is safe.
 
 Why: torch, scikit-learn, pandas and matplotlib take about 5 s to import, on every script a test runs
 (the end-to-end chain runs eleven). A child is a fresh process as far as the pipeline's own modules go:
@@ -22,6 +26,8 @@ import atexit
 import json
 import os
 import runpy
+import selectors
+import socket
 import sys
 import threading
 
@@ -60,26 +66,86 @@ def end(status):
     os._exit(status)
 
 
-for name in sys.argv[1:]:
-    __import__(name)
+def run_child(request, server_fds):
+    """In the forked child: become `python script args` run in cwd with exactly env; never returns."""
+    script, args, env, cwd, out, err = request
+    for fd in server_fds:  # the socket and the pidfds are the server's: a script's own children must not hold them
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                            (2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+        opened = os.open(path, flags)
+        os.dup2(opened, fd)
+        os.close(opened)
+    sys.stdin = open(os.devnull)
+    sys.argv = [script, *args]
+    sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` sets it
+    end(run_as_main(script))
 
-for line in sys.stdin:
-    script, args, env, cwd, out, err = json.loads(line)
-    pid = os.fork()
-    if pid == 0:  # the child: becomes `python script args` run in cwd with exactly env
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(cwd)
-        for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-                                (2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
-            opened = os.open(path, flags)
-            os.dup2(opened, fd)
-            os.close(opened)
-        sys.stdin = open(os.devnull)
-        sys.argv = [script, *args]
-        sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script` sets it
-        end(run_as_main(script))
-    print(pid, flush=True)
-    _, status = os.waitpid(pid, 0)
-    print(os.waitstatus_to_exitcode(status), flush=True)
-end(0)  # stdin closed: the tests are over (no 2 s teardown at the end of each pytest worker either)
+
+def send(conn, number):
+    try:
+        conn.sendall(f"{number}\n".encode())
+    except OSError:  # that test process is gone; its connection closes on the next read
+        pass
+
+
+def serve(path, owner):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    owner_fd = os.pidfd_open(owner)  # readable once the pytest run is over
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, "accept")
+    sel.register(owner_fd, selectors.EVENT_READ, "owner")
+    buffers = {}  # connection -> bytes received but not yet a whole line
+    print("ready", flush=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the starter may stop reading: nothing more goes to its pipe
+    os.dup2(devnull, 1)  # (fd 1, not sys.stdout: a child's sys.stdout must stay the one on fd 1)
+    os.close(devnull)
+    while True:
+        for key, _ in sel.select():
+            what = key.data
+            if what == "owner":  # the run is over: its socket and lock file go with it
+                for leftover in (path, os.path.splitext(path)[0] + ".lock"):
+                    if os.path.exists(leftover):
+                        os.unlink(leftover)
+                return
+            if what == "accept":
+                conn, _ = listener.accept()
+                buffers[conn] = b""
+                sel.register(conn, selectors.EVENT_READ, "request")
+            elif what == "request":
+                conn = key.fileobj
+                data = conn.recv(65536)
+                if not data:  # that test process is done
+                    sel.unregister(conn)
+                    del buffers[conn]
+                    conn.close()
+                    continue
+                buffers[conn] += data
+                while b"\n" in buffers[conn]:
+                    line, buffers[conn] = buffers[conn].split(b"\n", 1)
+                    server_fds = [k.fd for k in sel.get_map().values()]
+                    pid = os.fork()
+                    if pid == 0:
+                        run_child(json.loads(line), server_fds)
+                    send(conn, pid)
+                    sel.register(os.pidfd_open(pid), selectors.EVENT_READ, ("child", pid, conn))
+            else:  # a child ended: its status to the connection that asked for it
+                _, pid, conn = what
+                sel.unregister(key.fileobj)
+                os.close(key.fileobj)
+                _, status = os.waitpid(pid, 0)
+                if conn in buffers:
+                    send(conn, os.waitstatus_to_exitcode(status))
+
+
+if __name__ == "__main__":
+    socket_path, owner_pid, preload = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    for name in preload:
+        __import__(name)
+    serve(socket_path, owner_pid)
+    os._exit(0)  # the run is over: no 2 s teardown of the preloaded libraries either
