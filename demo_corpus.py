@@ -1072,11 +1072,14 @@ def main_script_imports():
     """The modules the main script's top level imported: a forkserver's child re-runs that script (as
     __mp_main__), so preloading them once in the forkserver saves each child importing them. Only
     these: a module the caller loaded later (torch, in a notebook) would load in the forkserver for
-    nothing."""
+    nothing. A main that is no file (`python -c`, a notebook, a test runner's worker: pytest-xdist's
+    holds hundreds of names) has none: its forkserver took seconds to import them and as long to exit."""
     import types
     main = sys.modules.get("__main__")
+    if main is None or not getattr(main, "__file__", None):
+        return []
     names = set()
-    for value in vars(main).values() if main is not None else ():
+    for value in vars(main).values():
         name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
         if isinstance(name, str) and name != "__main__" and name in sys.modules:
             names.add(name)

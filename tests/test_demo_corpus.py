@@ -129,6 +129,17 @@ def test_fair_artists_and_overrides():
         demo_corpus.resolve_settings({"no_such_setting": 1})
 
 
+def test_the_forkserver_preloads_what_a_main_script_imported_and_nothing_for_a_main_without_a_file(monkeypatch):
+    import types
+    script = types.ModuleType("__main__")
+    script.__file__ = "/somewhere/build_dataset.py"
+    script.np, script.Path, script.answer = np, Path, 42  # a module, a class from one, a plain value
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert demo_corpus.main_script_imports() == ["numpy", "pathlib"]
+    del script.__file__  # python -c, a notebook, pytest-xdist's worker
+    assert demo_corpus.main_script_imports() == []
+
+
 def test_command_line(tmp_path):
     out = tmp_path / "cli"
     r = run_script("demo_corpus.py", "--out", out, "--songs", "1", "--seed", "9",
