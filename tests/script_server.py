@@ -93,31 +93,32 @@ def send(conn, number):
 
 
 def serve(path, owner):
+    """Serve requests on the socket `path` until the process `owner` is gone."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen()
-    owner_fd = os.pidfd_open(owner)  # readable once the pytest run is over
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
-    sel.register(owner_fd, selectors.EVENT_READ, "owner")
+    pidfds = hasattr(os, "pidfd_open")  # Linux: the owner and the children are watched as pidfds; else polled
+    if pidfds:
+        sel.register(os.pidfd_open(owner), selectors.EVENT_READ, "owner")
     buffers = {}  # connection -> bytes received but not yet a whole line
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)  # the starter may stop reading: nothing more goes to its pipe
     os.dup2(devnull, 1)  # (fd 1, not sys.stdout: a child's sys.stdout must stay the one on fd 1)
     os.close(devnull)
-    while True:
-        for key, _ in sel.select():
-            what = key.data
-            if what == "owner":  # the run is over: its socket and lock file go with it
-                for leftover in (path, os.path.splitext(path)[0] + ".lock"):
-                    if os.path.exists(leftover):
-                        os.unlink(leftover)
-                return
-            if what == "accept":
+    over = False
+    while not over:
+        events = sel.select(timeout=None if pidfds else 1.0)
+        over = not pidfds and not _alive(owner)
+        for key, _ in events:
+            if key.data == "owner":
+                over = True
+            elif key.data == "accept":
                 conn, _ = listener.accept()
                 buffers[conn] = b""
                 sel.register(conn, selectors.EVENT_READ, "request")
-            elif what == "request":
+            elif key.data == "request":
                 conn = key.fileobj
                 data = conn.recv(65536)
                 if not data:  # that test process is done
@@ -133,14 +134,30 @@ def serve(path, owner):
                     if pid == 0:
                         run_child(json.loads(line), server_fds)
                     send(conn, pid)
-                    sel.register(os.pidfd_open(pid), selectors.EVENT_READ, ("child", pid, conn))
+                    if pidfds:
+                        sel.register(os.pidfd_open(pid), selectors.EVENT_READ, ("child", pid, conn))
+                    else:  # wait for it here (that test process waits for it anyway; the others wait too)
+                        send(conn, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
             else:  # a child ended: its status to the connection that asked for it
-                _, pid, conn = what
+                _, pid, conn = key.data
                 sel.unregister(key.fileobj)
                 os.close(key.fileobj)
                 _, status = os.waitpid(pid, 0)
                 if conn in buffers:
                     send(conn, os.waitstatus_to_exitcode(status))
+    for leftover in (path, os.path.splitext(path)[0] + ".lock"):  # the run is over: its socket and lock go too
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 if __name__ == "__main__":
