@@ -18,8 +18,8 @@ numba: it reads NUMBA_CACHE_DIR, which numba_cache sets, when it is imported).
 
 A child ends as the interpreter ends a script (its exit status and message, then the wait for its
 non-daemon threads, then the atexit functions, then the flush of stdout and stderr) but skips the
-teardown of every module that follows: with these libraries loaded that teardown took 2 s a script,
-a third of the test suite's CPU. What it skips would only close what a script left open, and the
+teardown of every module that follows: with these libraries loaded that teardown took 2 s a script
+(a fork of this server that only exits: 2.1 s, against 0.05 s with os._exit). What it skips would only close what a script left open, and the
 pipeline writes every output through a `with` (common.atomic_path).
 """
 import atexit
