@@ -19,8 +19,9 @@ numba: it reads NUMBA_CACHE_DIR, which numba_cache sets, when it is imported).
 A child ends as the interpreter ends a script (its exit status and message, then the wait for its
 non-daemon threads, then the atexit functions, then the flush of stdout and stderr) but skips the
 teardown of every module that follows: with these libraries loaded that teardown took 2 s a script
-(a fork of this server that only exits: 2.1 s, against 0.05 s with os._exit). What it skips would only close what a script left open, and the
-pipeline writes every output through a `with` (common.atomic_path).
+(a fork of this server that only exits: 2.1 s, against 0.05 s with os._exit). What it skips would only
+close what a script left open, and the pipeline writes every output through a `with`
+(common.atomic_path).
 """
 import atexit
 import json
@@ -69,7 +70,7 @@ def end(status):
 def run_child(request, server_fds):
     """In the forked child: become `python script args` run in cwd with exactly env; never returns."""
     script, args, env, cwd, out, err = request
-    for fd in server_fds:  # the socket and the pidfds are the server's: a script's own children must not hold them
+    for fd in server_fds:  # the server's sockets, pidfds and selector: not for a script's children to hold
         os.close(fd)
     os.environ.clear()
     os.environ.update(env)
@@ -129,7 +130,7 @@ def serve(path, owner):
                 buffers[conn] += data
                 while b"\n" in buffers[conn]:
                     line, buffers[conn] = buffers[conn].split(b"\n", 1)
-                    server_fds = [k.fd for k in sel.get_map().values()]
+                    server_fds = [k.fd for k in sel.get_map().values()] + [sel.fileno()]
                     pid = os.fork()
                     if pid == 0:
                         run_child(json.loads(line), server_fds)
