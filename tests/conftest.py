@@ -1,8 +1,10 @@
 """Shared test helpers: the repo root on sys.path, the pipeline's scripts run as a user runs them, and
 synthesized audio files."""
+import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -108,7 +110,6 @@ def pytest_sessionstart(session):
     collect, holding the lock file until the server listens; a worker's first script waits on that lock."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(session.config.option, "numprocesses", None):
         return  # one process (or a worker): the first script starts it
-    import fcntl
     sock, lock_path = _script_server_paths()
     lock = open(lock_path, "a")
     fcntl.flock(lock, fcntl.LOCK_EX)
@@ -128,8 +129,6 @@ def _script_server():
     (pytest_sessionstart) or else by the first test that runs a script; the lock file keeps two test
     processes from both starting one, and a worker from connecting before it listens."""
     if "conn" not in _SCRIPT_SERVER:
-        import fcntl
-        import socket
         sock, lock_path = _script_server_paths()
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
